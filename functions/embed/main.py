@@ -1,0 +1,26 @@
+"""embed: the Cloud Tasks target. Body: {"version_id": "...", "tenant": "..."}.
+
+200 when the version was indexed, skipped or recorded as failed; 503 for transient trouble (Cloud Tasks retries with
+its backoff); 400 for a body that is not a task of ours.
+"""
+
+import flask
+import functions_framework
+
+from shared import services
+from shared.errors import BadRequest
+from shared.web import http_endpoint, json_body
+
+
+@functions_framework.http
+@http_endpoint("embed")
+def embed(request: flask.Request):
+    if request.method != "POST":
+        raise BadRequest("use POST")
+    body = json_body(request)
+    version_id = body.get("version_id")
+    if not isinstance(version_id, str) or not version_id:
+        raise BadRequest("'version_id' (string) is required")
+    outcome = services.indexer().index_version(version_id)
+    return flask.jsonify({"outcome": outcome.outcome, "detail": outcome.detail, "chunks": outcome.chunks,
+                          "embedded": outcome.embedded})

@@ -1,0 +1,1 @@
+"""Local stack, migrations, packaging, benchmarks and stand-ins: everything that is not shipped inside a function."""

@@ -1,0 +1,112 @@
+"""Apply the numbered SQL migrations in infra/migrations, idempotently.
+
+    python -m infra.migrate            # uses DATABASE_URL or CLOUD_SQL_INSTANCE, like the functions
+    python -m infra.migrate --status   # list applied and pending migrations
+
+Each file runs in its own transaction and is recorded in `schema_migrations`; a file already recorded is skipped,
+and a file whose content changed after it was applied is reported as an error (write a new migration instead).
+An advisory lock keeps two concurrent runs (two deploys, two test workers) from applying the same file twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import pathlib
+import re
+import sys
+
+from shared.config import Settings
+from shared.db import Database
+
+log = logging.getLogger("infra.migrate")
+
+MIGRATIONS_DIR = pathlib.Path(__file__).with_name("migrations")
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_LOCK_KEY = 7_240_001  # arbitrary, constant: the advisory lock of this command
+
+
+def migration_files(directory: pathlib.Path = MIGRATIONS_DIR) -> list[tuple[int, pathlib.Path]]:
+    files = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise SystemExit(f"migration file {path.name} must be named NNNN_lower_case_name.sql")
+        files.append((int(match.group(1)), path))
+    numbers = [n for n, _ in files]
+    if len(set(numbers)) != len(numbers):
+        raise SystemExit("two migration files share a number")
+    return files
+
+
+def apply_migrations(db: Database, directory: pathlib.Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply pending migrations; return the names applied (empty when up to date)."""
+    applied_now = []
+    with db.connection() as conn:
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            cur.execute("SELECT version, checksum FROM schema_migrations")
+            done = dict(cur.fetchall())
+            for number, path in migration_files(directory):
+                sql = path.read_text()
+                checksum = hashlib.sha256(sql.encode()).hexdigest()
+                if number in done:
+                    if done[number] != checksum:
+                        raise SystemExit(f"{path.name} changed after it was applied; add a new migration instead")
+                    continue
+                conn.autocommit = False
+                try:
+                    cur.execute(sql)
+                    cur.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                        (number, path.name, checksum),
+                    )
+                    conn.commit()
+                except Exception:
+                    conn.rollback()
+                    raise
+                finally:
+                    conn.autocommit = True
+                log.info("applied migration %s", path.name)
+                applied_now.append(path.name)
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            conn.autocommit = False
+    return applied_now
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--status", action="store_true", help="list applied and pending migrations, change nothing")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(message)s")
+    db = Database(Settings.from_env().validate())
+    try:
+        if args.status:
+            with db.connection() as conn:
+                cur = conn.cursor()
+                cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+                done = set()
+                if cur.fetchone()[0]:
+                    cur.execute("SELECT version FROM schema_migrations")
+                    done = {row[0] for row in cur.fetchall()}
+            for number, path in migration_files():
+                print(f"{'applied' if number in done else 'pending'}  {path.name}")
+            return 0
+        applied = apply_migrations(db)
+        print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "; up to date"))
+        return 0
+    finally:
+        db.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Settings from the environment, validated once per instance.
+
+Every field has an environment variable, a default that runs locally without keys, and a one-line help; the README's
+configuration table lists them all (tests/unit/test_config.py fails when one is missing there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass, field
+
+from shared.errors import ConfigurationError
+
+
+def setting(env: str, default, help: str):  # noqa: A002 - "help" reads best at the call sites
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- identity -------------------------------------------------------------------------------------------------
+    project: str = setting("GOOGLE_CLOUD_PROJECT", "demo-local", "Google Cloud project id (any id works on emulators).")
+    region: str = setting("REGION", "europe-west1", "Region of the queue and the functions.")
+    default_tenant: str = setting(
+        "DEFAULT_TENANT", "default", "Tenant (site) id for objects without a `tenant` metadata entry."
+    )
+    log_level: str = setting("LOG_LEVEL", "INFO", "Python log level name.")
+
+    # --- database (Cloud SQL for PostgreSQL) ----------------------------------------------------------------------
+    database_url: str = setting(
+        "DATABASE_URL",
+        "",
+        "Direct connection, `postgresql://user:pass@host:port/db` (add `?host=/socket/dir` for a unix socket). "
+        "Used when CLOUD_SQL_INSTANCE is empty.",
+    )
+    cloud_sql_instance: str = setting(
+        "CLOUD_SQL_INSTANCE",
+        "",
+        "Instance connection name `project:region:instance`; when set, connect through the Cloud SQL Python "
+        "Connector with IAM database authentication.",
+    )
+    db_user: str = setting("DB_USER", "", "Database user for the connector (IAM: the service account email without "
+                           "`.gserviceaccount.com`).")
+    db_name: str = setting("DB_NAME", "knowledge", "Database name for the connector.")
+    db_ip_type: str = setting("DB_IP_TYPE", "private", "Connector IP type: `private`, `public` or `psc`.")
+    db_pool_size: int = setting("DB_POOL_SIZE", 4, "Connections kept open per instance.")
+
+    # --- object storage and queue ---------------------------------------------------------------------------------
+    knowledge_bucket: str = setting("KNOWLEDGE_BUCKET", "knowledge", "Bucket editors drop knowledge files into.")
+    tasks_queue: str = setting("TASKS_QUEUE", "embed", "Cloud Tasks queue id that drives `embed`.")
+    embed_url: str = setting("EMBED_URL", "http://127.0.0.1:8083", "URL Cloud Tasks calls to run `embed`.")
+    tasks_service_account: str = setting(
+        "TASKS_SERVICE_ACCOUNT", "", "Service account whose OIDC token Cloud Tasks sends to `embed` (empty: none)."
+    )
+    tasks_emulator_host: str = setting(
+        "CLOUD_TASKS_EMULATOR_HOST", "", "`host:port` of a Cloud Tasks emulator (local only; empty in production)."
+    )
+
+    # --- ingestion ------------------------------------------------------------------------------------------------
+    max_file_bytes: int = setting("MAX_FILE_BYTES", 20 * 1024 * 1024, "Larger files are recorded as failed.")
+    max_event_age_seconds: int = setting(
+        "MAX_EVENT_AGE_SECONDS", 6 * 3600, "Older storage events are dropped instead of retried."
+    )
+    chunk_max_tokens: int = setting("CHUNK_MAX_TOKENS", 256, "Upper bound of a chunk's size in tokens.")
+    chunk_overlap_tokens: int = setting("CHUNK_OVERLAP_TOKENS", 32, "Tokens repeated from the previous chunk of the "
+                                        "same section.")
+
+    # --- embeddings -----------------------------------------------------------------------------------------------
+    embedder: str = setting("EMBEDDER", "local", "`local` (all-MiniLM-L6-v2, offline), `gemini`, or `hash` (tests).")
+    embedding_model: str = setting("EMBEDDING_MODEL", "gemini-embedding-001", "Gemini embedding model.")
+    embedding_dimension: int = setting(
+        "EMBEDDING_DIMENSION", 768, "Gemini output dimensionality (the local model is always 384)."
+    )
+    embed_batch_size: int = setting("EMBED_BATCH_SIZE", 64, "Texts per embedding request.")
+    embed_max_retries: int = setting("EMBED_MAX_RETRIES", 5, "Retries of an embedding batch on 429/5xx.")
+    embed_retry_base_seconds: float = setting(
+        "EMBED_RETRY_BASE_SECONDS", 1.0, "First backoff delay; doubles per retry, with jitter."
+    )
+    local_embedding_threads: int = setting("LOCAL_EMBEDDING_THREADS", 0, "CPU threads for the local model (0: auto).")
+
+    # --- Gemini ---------------------------------------------------------------------------------------------------
+    gemini_api_key: str = setting("GEMINI_API_KEY", "", "Gemini API key (empty: use Vertex AI if GEMINI_VERTEXAI).")
+    gemini_vertexai: bool = setting(
+        "GEMINI_VERTEXAI", False, "Call Gemini through Vertex AI with the function's service account (no key)."
+    )
+    gemini_base_url: str = setting("GEMINI_BASE_URL", "", "Override the Gemini endpoint (local stand-in only).")
+
+    # --- vector index ---------------------------------------------------------------------------------------------
+    vector_backend: str = setting("VECTOR_BACKEND", "pgvector", "`pgvector` (same database) or `pinecone`.")
+    pinecone_api_key: str = setting("PINECONE_API_KEY", "", "Pinecone API key (VECTOR_BACKEND=pinecone).")
+    pinecone_index_host: str = setting(
+        "PINECONE_INDEX_HOST", "", "Pinecone index host, e.g. `https://support-abc123.svc.pinecone.io`."
+    )
+
+    # ------------------------------------------------------------------------------------------------------------
+    def validate(self) -> Settings:
+        """Fail early, saying what to set and why."""
+        if not self.database_url and not self.cloud_sql_instance:
+            raise ConfigurationError("set DATABASE_URL (direct connection) or CLOUD_SQL_INSTANCE (Cloud SQL connector)")
+        if self.cloud_sql_instance and not self.db_user:
+            raise ConfigurationError("set DB_USER to the IAM database user when CLOUD_SQL_INSTANCE is set")
+        if self.db_ip_type not in ("private", "public", "psc"):
+            raise ConfigurationError("DB_IP_TYPE must be private, public or psc")
+        if self.embedder not in ("local", "gemini", "hash"):
+            raise ConfigurationError("EMBEDDER must be local, gemini or hash")
+        if self.embedder == "gemini" and not (self.gemini_api_key or self.gemini_vertexai):
+            raise ConfigurationError("set GEMINI_API_KEY, or GEMINI_VERTEXAI=true, or EMBEDDER=local")
+        if self.vector_backend not in ("pgvector", "pinecone"):
+            raise ConfigurationError("VECTOR_BACKEND must be pgvector or pinecone")
+        if self.vector_backend == "pinecone" and not (self.pinecone_api_key and self.pinecone_index_host):
+            raise ConfigurationError(
+                "set PINECONE_API_KEY and PINECONE_INDEX_HOST to your index's host, or VECTOR_BACKEND=pgvector"
+            )
+        if not 16 <= self.chunk_max_tokens <= 8192:
+            raise ConfigurationError("CHUNK_MAX_TOKENS must be between 16 and 8192")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_max_tokens // 2:
+            raise ConfigurationError("CHUNK_OVERLAP_TOKENS must be at least 0 and under half of CHUNK_MAX_TOKENS")
+        return self
+
+    @property
+    def queue_path(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}/queues/{self.tasks_queue}"
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f, raw)
+        return cls(**values)
+
+
+def _coerce(f: dataclasses.Field, raw: str):
+    kind = type(f.default)
+    try:
+        if kind is bool:
+            if raw.strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.strip().lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{f.metadata['env']}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(Settings))
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The instance's settings, read and validated on first use."""
+    return Settings.from_env().validate()

@@ -1,0 +1,141 @@
+"""Database port: a small pool of pg8000 DB-API connections to PostgreSQL.
+
+How it connects is the only thing that differs between environments (as in genai-databases-retrieval-app):
+- CLOUD_SQL_INSTANCE set: the Cloud SQL Python Connector with IAM database authentication (lazy refresh, so an idle
+  instance holds no background threads);
+- otherwise DATABASE_URL, a direct TCP or unix-socket connection (local stack, tests, or Cloud SQL via private IP).
+
+Connection trouble surfaces as `DatabaseUnavailable` (retryable): an event or task that hit it is delivered again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import urllib.parse
+from collections.abc import Iterator
+
+import pg8000.dbapi
+
+from shared.config import Settings
+from shared.errors import ConfigurationError, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the database is not reachable / the connection is gone", as opposed to a bad statement.
+_CONNECTION_ERRORS = (pg8000.dbapi.InterfaceError, OSError, TimeoutError)
+
+
+def _direct_connect_args(url: str) -> dict:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError("DATABASE_URL must start with postgresql://")
+    query = urllib.parse.parse_qs(parsed.query)
+    args = {
+        "user": urllib.parse.unquote(parsed.username or "postgres"),
+        "database": (parsed.path or "/postgres").lstrip("/") or "postgres",
+        "timeout": 10,
+    }
+    if parsed.password:
+        args["password"] = urllib.parse.unquote(parsed.password)
+    if "host" in query:  # unix socket directory, libpq style
+        args["unix_sock"] = f"{query['host'][0].rstrip('/')}/.s.PGSQL.{parsed.port or 5432}"
+    else:
+        args["host"] = parsed.hostname or "127.0.0.1"
+        args["port"] = parsed.port or 5432
+    return args
+
+
+class Database:
+    """A thread-safe pool of connections. Use `with db.transaction() as cur:` for work that must commit together."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._pool: queue.LifoQueue = queue.LifoQueue(maxsize=max(1, settings.db_pool_size))
+        self._connector = None
+        self._lock = threading.Lock()
+
+    # -- connecting ---------------------------------------------------------------------------------------------
+    def _connect(self):
+        s = self._settings
+        try:
+            if s.cloud_sql_instance:
+                return self._cloud_sql_connector().connect(
+                    s.cloud_sql_instance, "pg8000", user=s.db_user, db=s.db_name, enable_iam_auth=True
+                )
+            return pg8000.dbapi.connect(**_direct_connect_args(s.database_url))
+        except _CONNECTION_ERRORS as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+
+    def _cloud_sql_connector(self):
+        with self._lock:
+            if self._connector is None:
+                # Imported here: the connector pulls in aiohttp and google-auth, which local runs never need.
+                from google.cloud.sql.connector import Connector, IPTypes
+
+                self._connector = Connector(
+                    ip_type=IPTypes[self._settings.db_ip_type.upper()],
+                    refresh_strategy="LAZY",
+                    enable_iam_auth=True,
+                )
+            return self._connector
+
+    # -- using ----------------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[pg8000.dbapi.Connection]:
+        """Borrow a connection; it goes back to the pool unless it broke."""
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
+        healthy = True
+        try:
+            yield conn
+        except _CONNECTION_ERRORS as exc:
+            healthy = False
+            raise DatabaseUnavailable(f"database connection lost: {exc}") from exc
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise
+        finally:
+            if healthy:
+                try:
+                    self._pool.put_nowait(conn)
+                except queue.Full:
+                    _close(conn)
+            else:
+                _close(conn)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[pg8000.dbapi.Cursor]:
+        """A cursor whose statements commit together when the block ends, or roll back on error."""
+        with self.connection() as conn:
+            cur = conn.cursor()
+            try:
+                yield cur
+                conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                raise
+            finally:
+                with contextlib.suppress(Exception):
+                    cur.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                _close(self._pool.get_nowait())
+            except queue.Empty:
+                break
+        if self._connector is not None:
+            self._connector.close()
+            self._connector = None
+
+
+def _close(conn) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()

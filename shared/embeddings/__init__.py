@@ -1,0 +1,79 @@
+"""Embedder port (after simonw/llm's EmbeddingModel): adapters implement one method, `embed_batch`; the base class
+batches, L2-normalises, and skips texts whose content hash is already in the embedding cache.
+
+Adapters, picked by EMBEDDER: `local` (all-MiniLM-L6-v2 on the CPU, 384 dimensions, offline default),
+`gemini` (gemini-embedding-001, EMBEDDING_DIMENSION), `hash` (deterministic hashing fake for tests).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.models import content_hash
+
+DOCUMENT = "document"
+QUERY = "query"
+
+
+@dataclass
+class EmbeddingResult:
+    vectors: list[list[float]]
+    computed: int  # how many texts needed the model (cache misses)
+
+
+class Embedder(abc.ABC):
+    """Turns texts into unit-length vectors of a fixed dimension."""
+
+    #: Identifies the vector space; part of the cache key (a different model or dimension never shares vectors).
+    key: str
+    dimension: int
+    batch_size: int = 64
+
+    @abc.abstractmethod
+    def embed_batch(self, texts: Sequence[str], kind: str) -> list[list[float]]:
+        """Embed at most `batch_size` texts as `kind` (DOCUMENT or QUERY); raise TransientError on throttling."""
+
+    def embed_documents(self, texts: Sequence[str], cache=None) -> EmbeddingResult:
+        """Embed passages for the index, reusing cached vectors by content hash."""
+        hashes = [content_hash(t) for t in texts]
+        cache_key = f"{self.key}:{DOCUMENT}"
+        known = cache.get_many(cache_key, set(hashes)) if cache is not None else {}
+        missing = list(dict.fromkeys(h for h in hashes if h not in known))
+        by_hash = {h: t for h, t in zip(hashes, texts)}
+        fresh: dict[str, list[float]] = {}
+        for start in range(0, len(missing), self.batch_size):
+            batch = missing[start : start + self.batch_size]
+            vectors = self.embed_batch([by_hash[h] for h in batch], DOCUMENT)
+            fresh.update(zip(batch, (normalise(v) for v in vectors)))
+        if cache is not None and fresh:
+            cache.put_many(cache_key, fresh)
+        known.update(fresh)
+        return EmbeddingResult(vectors=[known[h] for h in hashes], computed=len(fresh))
+
+    def embed_query(self, text: str) -> list[float]:
+        return normalise(self.embed_batch([text], QUERY)[0])
+
+
+def normalise(vector: Sequence[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [float(v) / norm for v in vector]
+
+
+def create_embedder(settings) -> Embedder:
+    """The adapter EMBEDDER names (explicit mapping, no discovery)."""
+    if settings.embedder == "local":
+        from shared.embeddings.local import LocalEmbedder
+
+        return LocalEmbedder(threads=settings.local_embedding_threads, batch_size=settings.embed_batch_size)
+    if settings.embedder == "gemini":
+        from shared.embeddings.gemini import GeminiEmbedder
+
+        return GeminiEmbedder.from_settings(settings)
+    if settings.embedder == "hash":
+        from shared.embeddings.hashing import HashingEmbedder
+
+        return HashingEmbedder()
+    raise ValueError(f"unknown EMBEDDER {settings.embedder!r}")

@@ -1,0 +1,189 @@
+"""Ingest: a storage event becomes a recorded document version and one embed task.
+
+    finalized(object) -> drop if too old / already seen / stale / a folder placeholder
+                      -> download the generation -> hash -> unchanged? done
+                      -> parse (or record failed with the reason) -> record version -> enqueue named task
+    deleted(object)   -> stale if the object still exists at a newer generation (an overwrite, which GCS also
+                         reports as a delete of the old generation) -> delete vectors, chunks, versions
+
+Permanent trouble (unsupported, corrupt, empty, oversized) is recorded and acknowledged; transient trouble (database,
+storage or queue unavailable) raises a TransientError so Eventarc delivers the event again.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from shared.documents import DocumentStore, document_id
+from shared.errors import BadRequest, DocumentRejected, FileTooLarge
+from shared.ingest.parsers import parse_document
+from shared.logs import bind
+from shared.models import content_hash
+
+log = logging.getLogger(__name__)
+
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+DELETED = "google.cloud.storage.object.v1.deleted"
+_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class StorageObject:
+    """The parts of a GCS object resource (the event's data) that ingestion uses."""
+
+    bucket: str
+    name: str
+    generation: int
+    size: int
+    content_type: str
+    metadata: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_event_data(cls, data: dict) -> StorageObject:
+        if not isinstance(data, dict) or not data.get("bucket") or not data.get("name"):
+            raise BadRequest("event data must be a storage object with 'bucket' and 'name'")
+        try:
+            generation = int(data.get("generation") or 0)
+            size = int(data.get("size") or 0)
+        except (TypeError, ValueError):
+            raise BadRequest("event data has a non-numeric generation or size") from None
+        return cls(bucket=data["bucket"], name=data["name"], generation=generation, size=size,
+                   content_type=data.get("contentType") or "", metadata=dict(data.get("metadata") or {}))
+
+    @property
+    def source_uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}"
+
+    @property
+    def topic(self) -> str:
+        """The top-level folder names the topic: billing/refunds.md -> billing."""
+        return self.name.split("/", 1)[0] if "/" in self.name else ""
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    outcome: str  # recorded | unchanged | stale | deleted | failed | ignored | duplicate
+    detail: str = ""
+    document_id: str | None = None
+    version_id: str | None = None
+
+
+class IngestService:
+    def __init__(self, settings, store: DocumentStore, objects, queue, vectors):
+        self._settings = settings
+        self._store = store
+        self._objects = objects
+        self._queue = queue
+        self._vectors = vectors
+
+    def handle_event(self, *, event_id: str, event_type: str, event_time: datetime | str | None,
+                     data: dict) -> IngestOutcome:
+        obj = StorageObject.from_event_data(data)
+        if isinstance(event_time, str):
+            try:
+                event_time = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
+            except ValueError:
+                raise BadRequest(f"event time {event_time!r} is not RFC 3339") from None
+        tenant = obj.metadata.get("tenant") or self._settings.default_tenant
+        with bind(event_id=event_id, object=obj.name, generation=obj.generation):
+            outcome = self._handle(event_id, event_type, event_time, obj, tenant)
+            if outcome.outcome != "duplicate":
+                self._store.record_event(event_id, event_type, tenant, obj.source_uri, obj.generation,
+                                         outcome.outcome, outcome.detail, outcome.document_id, outcome.version_id)
+            log.info("ingest %s: %s", event_type.rsplit(".", 1)[-1], outcome.outcome,
+                     extra={"labels": {"document_id": outcome.document_id or "", "outcome": outcome.outcome}})
+            return outcome
+
+    def _handle(self, event_id, event_type, event_time, obj: StorageObject, tenant: str) -> IngestOutcome:
+        if event_time is not None:
+            age = (datetime.now(timezone.utc) - event_time).total_seconds()
+            if age > self._settings.max_event_age_seconds:
+                return IngestOutcome("ignored", f"event is {age:.0f}s old (MAX_EVENT_AGE_SECONDS)")
+        if self._store.event_seen(event_id):
+            return IngestOutcome("duplicate", "event already processed")
+        if event_type not in (FINALIZED, DELETED):
+            return IngestOutcome("ignored", f"event type {event_type} is not handled")
+        if obj.name.endswith("/") or posixpath.basename(obj.name).startswith("."):
+            return IngestOutcome("ignored", "folder placeholder or hidden file")
+        if not _TENANT.match(tenant):
+            return IngestOutcome("failed", f"invalid tenant {tenant!r} in object metadata")
+        doc_id = document_id(tenant, obj.source_uri)
+        if event_type == DELETED:
+            return self._delete(obj, tenant, doc_id)
+        return self._finalize(obj, tenant, doc_id)
+
+    # -- finalized -------------------------------------------------------------------------------------------------
+    def _finalize(self, obj: StorageObject, tenant: str, doc_id: str) -> IngestOutcome:
+        doc = self._store.get_document(doc_id)
+        if doc and doc.generation > obj.generation:
+            return IngestOutcome("stale", f"a newer generation {doc.generation} was seen", doc_id)
+        common = dict(doc_id=doc_id, tenant=tenant, source_uri=obj.source_uri, topic=obj.topic,
+                      url=obj.metadata.get("source_url", ""), generation=obj.generation,
+                      content_type=obj.content_type, size_bytes=obj.size)
+
+        if obj.size > self._settings.max_file_bytes:
+            error = FileTooLarge(f"file is {obj.size:,} bytes; the limit is {self._settings.max_file_bytes:,} "
+                                 "(MAX_FILE_BYTES)")
+            return self._record_failure(common, f"size-limit:{obj.generation}", obj, error)
+
+        started = time.perf_counter()
+        data = self._objects.download(obj.bucket, obj.name, obj.generation)
+        if data is None:
+            return IngestOutcome("stale", "the object no longer exists at this generation", doc_id)
+        if len(data) > self._settings.max_file_bytes:
+            error = FileTooLarge(f"file is {len(data):,} bytes; the limit is {self._settings.max_file_bytes:,}")
+            return self._record_failure(common, f"size-limit:{obj.generation}", obj, error)
+        digest = content_hash(data)
+
+        latest = self._store.get_version(doc.latest_version_id, with_blocks=False) if doc and doc.latest_version_id \
+            else None
+        if doc and not doc.deleted_at and latest and latest.content_hash == digest:
+            self._store.touch_generation(doc_id, obj.generation)
+            if latest.status == "pending":  # recorded but never queued: an earlier attempt lost the queue
+                self._queue.enqueue(latest.id, tenant)
+                self._store.set_status(latest.id, "queued")
+                return IngestOutcome("recorded", "re-enqueued a pending version", doc_id, latest.id)
+            return IngestOutcome("unchanged", f"same content as version {latest.id} ({latest.status})",
+                                 doc_id, latest.id)
+
+        try:
+            parsed = parse_document(data, posixpath.basename(obj.name), obj.content_type)
+        except DocumentRejected as error:
+            return self._record_failure(common, digest, obj, error)
+        parse_ms = round((time.perf_counter() - started) * 1000, 1)
+
+        version = self._store.record_version(**common, title=obj.metadata.get("title") or parsed.title,
+                                             content_hash=digest, blocks=parsed.blocks, status="pending",
+                                             timings={"parse_ms": parse_ms, "queued_at": time.time()})
+        self._queue.enqueue(version.id, tenant)
+        self._store.set_status(version.id, "queued")
+        return IngestOutcome("recorded", f"{len(parsed.blocks)} blocks, queued for embedding", doc_id, version.id)
+
+    def _record_failure(self, common: dict, digest: str, obj: StorageObject, error: DocumentRejected) -> IngestOutcome:
+        title = obj.metadata.get("title") or posixpath.basename(obj.name)
+        version = self._store.record_version(**common, title=title, content_hash=digest, blocks=None,
+                                             status="failed", error=str(error))
+        log.warning("ingest rejected %s: %s", obj.source_uri, error)
+        return IngestOutcome("failed", str(error), common["doc_id"], version.id)
+
+    # -- deleted ---------------------------------------------------------------------------------------------------
+    def _delete(self, obj: StorageObject, tenant: str, doc_id: str) -> IngestOutcome:
+        doc = self._store.get_document(doc_id)
+        if doc is None or doc.deleted_at:
+            return IngestOutcome("ignored", "no such document", doc_id)
+        if doc.generation > obj.generation:
+            return IngestOutcome("stale", f"generation {obj.generation} was replaced by {doc.generation}", doc_id)
+        live = self._objects.live_generation(obj.bucket, obj.name)
+        if live is not None and live > obj.generation:
+            # An overwrite: GCS reports the old generation as deleted; the finalized event of the new one does the work.
+            return IngestOutcome("stale", f"overwritten by generation {live}", doc_id)
+        with self._store.document_lock(doc_id):
+            ids = self._store.chunk_ids(doc_id)
+            self._vectors.delete(tenant, ids)
+            self._store.delete_document(doc_id, obj.generation)
+        return IngestOutcome("deleted", f"removed {len(ids)} chunks", doc_id)

@@ -1,0 +1,64 @@
+"""The instance's services, built lazily on first use and reused while the instance is warm
+(python-docs-samples `tips-lazy-globals`): nothing connects or loads a model at import time."""
+
+from __future__ import annotations
+
+import functools
+
+from shared.config import get_settings
+
+
+@functools.lru_cache(maxsize=1)
+def database():
+    from shared.db import Database
+
+    return Database(get_settings())
+
+
+@functools.lru_cache(maxsize=1)
+def document_store():
+    from shared.documents import DocumentStore
+
+    return DocumentStore(database())
+
+
+@functools.lru_cache(maxsize=1)
+def vector_index():
+    from shared.vectors import create_vector_index
+
+    return create_vector_index(get_settings(), database())
+
+
+@functools.lru_cache(maxsize=1)
+def embedder():
+    from shared.embeddings import create_embedder
+
+    return create_embedder(get_settings())
+
+
+@functools.lru_cache(maxsize=1)
+def ingest_service():
+    from shared.ingest.pipeline import IngestService
+    from shared.storage import ObjectStore
+    from shared.tasks import EmbedQueue
+
+    settings = get_settings()
+    return IngestService(settings, document_store(), ObjectStore(settings.project), EmbedQueue(settings),
+                         vector_index())
+
+
+@functools.lru_cache(maxsize=1)
+def indexer():
+    from shared.embeddings.cache import EmbeddingCache
+    from shared.ingest.indexer import Indexer
+
+    return Indexer(get_settings(), document_store(), embedder(), EmbeddingCache(database()), vector_index())
+
+
+def reset() -> None:
+    """Forget every built service and the settings (tests change the environment between cases)."""
+    if database.cache_info().currsize:
+        database().close()
+    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer):
+        factory.cache_clear()
+    get_settings.cache_clear()

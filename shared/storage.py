@@ -1,0 +1,52 @@
+"""Cloud Storage access for the knowledge bucket (google-cloud-storage; STORAGE_EMULATOR_HOST points it at the local
+emulator). Missing objects are `None`; network trouble and 5xx become `StorageUnavailable` (retryable)."""
+
+from __future__ import annotations
+
+import threading
+
+from shared.errors import StorageUnavailable
+
+
+class ObjectStore:
+    def __init__(self, project: str):
+        self._project = project
+        self._client = None
+        self._lock = threading.Lock()
+
+    def _get_client(self):
+        with self._lock:
+            if self._client is None:
+                import os
+
+                from google.cloud import storage
+
+                if os.environ.get("STORAGE_EMULATOR_HOST"):
+                    from google.auth.credentials import AnonymousCredentials
+
+                    self._client = storage.Client(project=self._project, credentials=AnonymousCredentials())
+                else:
+                    self._client = storage.Client(project=self._project)
+            return self._client
+
+    def download(self, bucket: str, name: str, generation: int | None = None) -> bytes | None:
+        """The object's bytes at `generation` (or the live one); None when it no longer exists."""
+        from google.api_core import exceptions
+
+        blob = self._get_client().bucket(bucket).blob(name, generation=generation or None)
+        try:
+            return blob.download_as_bytes()
+        except exceptions.NotFound:
+            return None
+        except (exceptions.GoogleAPICallError, OSError) as exc:
+            raise StorageUnavailable(f"cannot download gs://{bucket}/{name}: {exc}") from exc
+
+    def live_generation(self, bucket: str, name: str) -> int | None:
+        """The generation of the object that exists now, or None."""
+        from google.api_core import exceptions
+
+        try:
+            blob = self._get_client().bucket(bucket).get_blob(name)
+        except (exceptions.GoogleAPICallError, OSError) as exc:
+            raise StorageUnavailable(f"cannot read gs://{bucket}/{name}: {exc}") from exc
+        return int(blob.generation) if blob is not None and blob.generation else None
