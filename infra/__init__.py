@@ -1,1 +1,1 @@
-"""Local stack, migrations, packaging, benchmarks and stand-ins: everything that is not shipped inside a function."""
+"""Everything that is not shipped to Cloud Functions: the local stack, migrations, packaging and evaluation tools."""

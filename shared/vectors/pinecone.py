@@ -35,22 +35,28 @@ class PineconeIndex(VectorIndex):
             return self._index
 
     def _call(self, what: str, fn, *args, **kwargs):
-        from pinecone.errors import ApiError, PineconeError
+        from pinecone.errors import PineconeError
 
         try:
             return fn(*args, **kwargs)
-        except ApiError as exc:
-            if exc.status_code == 400 and "dimension" in str(exc).lower():
-                raise DimensionMismatch(f"Pinecone refused the vectors: {exc}") from exc
-            if exc.status_code in (401, 403):
-                raise ConfigurationError(f"Pinecone rejected the API key ({exc.status_code}): check PINECONE_API_KEY")
-            if exc.status_code == 404:
-                raise ConfigurationError(f"Pinecone index not found at {self._host}: check PINECONE_INDEX_HOST")
-            if exc.status_code in (408, 429) or exc.status_code >= 500:
-                raise UpstreamUnavailable(f"Pinecone {what} failed: {exc}") from exc
-            raise
-        except PineconeError as exc:  # connection errors, timeouts
-            raise UpstreamUnavailable(f"Pinecone {what} failed: {exc}") from exc
+        except PineconeError as exc:
+            raise self._translate(what, exc) from exc
+
+    def _translate(self, what: str, exc: Exception) -> Exception:
+        """Map an SDK error (after the SDK's own retries) to our error tree."""
+        from pinecone.errors import ApiError
+
+        if not isinstance(exc, ApiError):  # connection errors, timeouts
+            return UpstreamUnavailable(f"Pinecone {what} failed: {exc}")
+        if exc.status_code == 400 and "dimension" in str(exc).lower():
+            return DimensionMismatch(f"Pinecone refused the vectors: {exc}")
+        if exc.status_code in (401, 403):
+            return ConfigurationError(f"Pinecone rejected the API key ({exc.status_code}): check PINECONE_API_KEY")
+        if exc.status_code == 404:
+            return ConfigurationError(f"Pinecone index not found at {self._host}: check PINECONE_INDEX_HOST")
+        if exc.status_code in (408, 429) or exc.status_code >= 500:
+            return UpstreamUnavailable(f"Pinecone {what} failed: {exc}")
+        return exc
 
     def dimension(self) -> int | None:
         if self._dimension is None:
@@ -82,10 +88,17 @@ class PineconeIndex(VectorIndex):
         return [VectorMatch(id=m.id, score=float(m.score), metadata=dict(m.metadata or {})) for m in response.matches]
 
     def delete(self, namespace: str, ids: list[str]) -> None:
+        from pinecone.errors import NotFoundError, PineconeError
+
         index = self._client()
         ids = list(ids)
         for start in range(0, len(ids), 1000):  # Pinecone deletes at most 1,000 ids per request
-            self._call("delete", index.delete, ids=ids[start : start + 1000], namespace=namespace)
+            try:
+                index.delete(ids=ids[start : start + 1000], namespace=namespace)
+            except NotFoundError:
+                return  # a namespace that was never written: nothing to delete
+            except PineconeError as exc:
+                raise self._translate("delete", exc) from exc
 
     def fetch_ids(self, namespace: str, ids: list[str]) -> set[str]:
         found: set[str] = set()

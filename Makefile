@@ -1,0 +1,48 @@
+# make dev   - the whole system on local stand-ins, no keys needed (see README)
+# make test  - set up what the tests need and run them
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: setup dev test test-fast package migrate status bench-ingest clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-local.txt constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing Python dependencies into $(VENV) (first run: a few minutes)"
+	$(BIN)/pip install $(PIP_FLAGS) -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+# The Cloud Tasks emulator pins an old protobuf, so it lives in a virtualenv of its own.
+.venv-tasks/.installed: infra/requirements-tasks-emulator.txt
+	@test -x .venv-tasks/bin/python || $(PYTHON) -m venv .venv-tasks
+	.venv-tasks/bin/pip install $(PIP_FLAGS) -r infra/requirements-tasks-emulator.txt
+	@touch $@
+
+setup: $(BIN)/.installed .venv-tasks/.installed
+	@$(BIN)/python -m infra.stack.prerequisites
+
+dev: setup
+	$(BIN)/python -m infra.dev
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup  ## unit tests only
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+package: setup
+	$(BIN)/python -m infra.package
+
+migrate: setup  ## apply migrations to DATABASE_URL / CLOUD_SQL_INSTANCE
+	$(BIN)/python -m infra.migrate
+
+status: setup  ## document status of the running local stack
+	@source .local/stack.env && $(BIN)/python -m infra.kb status $(ARGS)
+
+bench-ingest: setup
+	$(BIN)/python -m infra.bench_ingest $(ARGS)
+
+clean:
+	rm -rf dist .pytest_cache test-artifacts

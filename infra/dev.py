@@ -1,0 +1,95 @@
+"""`make dev`: the whole system on local stand-ins, no keys needed.
+
+Starts the local stack (infra/stack/local.py) with its data under .local/, writes .local/stack.env, uploads the
+sample knowledge base (infra/sample_kb/) the first time, prints what runs where, and runs until Ctrl-C, which stops
+every process it started.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from infra.stack.local import ROOT, LocalStack
+
+SAMPLE_KB = ROOT / "infra" / "sample_kb"
+_NOT_CONTENT = {"README.md", "build_binaries.py"}
+
+
+def sample_files() -> list[tuple[str, Path]]:
+    return [(str(p.relative_to(SAMPLE_KB)), p) for p in sorted(SAMPLE_KB.rglob("*"))
+            if p.is_file() and p.name not in _NOT_CONTENT and "__pycache__" not in p.parts]
+
+
+def upload_sample_kb(stack: LocalStack) -> int:
+    """Upload the sample files the bucket does not hold yet (a second `make dev` reuses what is there)."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project="demo-local", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": stack.storage.url})
+    bucket = client.bucket(stack.storage.bucket)
+    existing = {blob.name for blob in client.list_blobs(bucket)}
+    uploaded = 0
+    for name, path in sample_files():
+        if name in existing:
+            continue
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        bucket.blob(name).upload_from_filename(str(path), content_type=content_type)
+        uploaded += 1
+    return uploaded
+
+
+def summary(stack: LocalStack, env_file: Path) -> str:
+    s = stack
+    rows = [
+        ("chat", s.urls["chat"], "HTTPS function the widget calls"),
+        ("ingest", s.urls["ingest"], "CloudEvents from the storage bridge"),
+        ("embed", s.urls["embed"], "Cloud Tasks target"),
+        ("scrape", s.urls["scrape"], "nightly sync (Cloud Scheduler)"),
+        ("postgres", s.postgres.url, "Cloud SQL stand-in (pgvector)"),
+        ("storage", f"{s.storage.url}  bucket '{s.storage.bucket}'", "Cloud Storage emulator + Eventarc bridge"),
+        ("tasks", s.tasks.host, f"Cloud Tasks emulator, queue '{s.tasks.queue}'"),
+    ]
+    if s.firestore:
+        rows.insert(4, ("firestore", s.firestore.host, "Firestore emulator"))
+    width = max(len(r[1]) for r in rows)
+    lines = [f"  {name:<10}{where:<{width + 2}}{what}" for name, where, what in rows]
+    return "\n".join(["", "Local stack is running:", *lines, "",
+                      f"  environment: source {env_file.relative_to(ROOT)}",
+                      f"  logs:        {s.log_dir.relative_to(ROOT)}/",
+                      "  status:      make status", "", "Ctrl-C stops everything.", ""])
+
+
+def main() -> int:
+    logging.basicConfig(level="INFO", format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    data_dir = ROOT / ".local"
+    stack = LocalStack(data_dir)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        stack.start()
+        env_file = data_dir / "stack.env"
+        stack.write_env_file(env_file)
+        uploaded = upload_sample_kb(stack)
+        logging.getLogger("dev").info("uploaded %d sample file(s) from infra/sample_kb", uploaded)
+        print(summary(stack, env_file), flush=True)
+        while not stopping.is_set():
+            for process in stack.functions.values():
+                process.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nstopping the local stack ...", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""Child processes for the local stack: free ports, readiness waits, and processes that clean up after themselves.
+
+Every emulator runs in its own process group, so stopping it also stops whatever it spawned (the Firestore wrapper
+script starts a JVM, `gcloud` starts the wrapper script). Output goes to one log file per service, which is the first
+place to look when a service does not come up: errors quote its last lines.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+LOCALHOST = "127.0.0.1"
+
+
+class PortTakenError(RuntimeError):
+    """Another process answered on the port a service was started on."""
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """Return a TCP port that is free right now.
+
+    Someone else can take it before we bind it, so services also check that the process answering is theirs.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Call `predicate` until it returns something truthy; raise TimeoutError naming `what` after `timeout` seconds.
+
+    Exceptions from the predicate propagate, so a predicate can fail fast (e.g. when the process it waits for died).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} was not ready after {timeout:g} s")
+        # Back off gently: the first answers usually come within a few hundred milliseconds.
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.5)
+
+
+def run_with_free_port(start_on: Callable[[int], None], port: int | None, attempts: int = 3) -> int:
+    """Run `start_on(port)`, choosing a free port when none is given; return the port that worked.
+
+    `free_port()` can race with other processes, so a PortTakenError with a port we chose ourselves is retried on
+    another port. A port the caller asked for is never swapped silently.
+    """
+    if port is not None:
+        start_on(port)
+        return port
+    for attempt in range(1, attempts + 1):
+        candidate = free_port()
+        try:
+            start_on(candidate)
+            return candidate
+        except PortTakenError:
+            if attempt == attempts:
+                raise
+            logger.warning("port %d was taken meanwhile; retrying on another port", candidate)
+    raise AssertionError("unreachable")
+
+
+def listening_pids(port: int) -> set[int | None] | None:
+    """PIDs of the processes listening on TCP `port` (None for a process we may not inspect).
+
+    Returns None when the platform does not let us see sockets at all (macOS without root), so callers can skip
+    the check instead of failing.
+    """
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except psutil.AccessDenied:
+        return None
+    return {c.pid for c in connections if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+
+
+class ManagedProcess:
+    """A child process in its own process group, logging to `log_dir/name.log`, stopped as a group.
+
+    `stop()` sends SIGTERM to the whole group, then SIGKILL to whatever is still alive after `stop_timeout`.
+    An `atexit` hook stops it too, in case the owner forgets or the interpreter exits on an exception.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_dir: Path | str,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | str | None = None,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.argv = [str(arg) for arg in argv]
+        self.log_path = Path(log_dir) / f"{name}.log"
+        self._env = dict(env) if env is not None else None
+        self._cwd = cwd
+        self._stop_timeout = stop_timeout
+        self._popen: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    def start(self) -> None:
+        """Start the process (no-op when it is already running)."""
+        if self.is_running():
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            log.write(f"\n=== {stamp} starting: {' '.join(self.argv)}\n".encode())
+            log.flush()
+            # The child keeps its own copy of the descriptor, so ours can be closed right away.
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+                cwd=self._cwd,
+                start_new_session=True,  # own session and process group: stop() reaches every descendant
+            )
+        atexit.register(self.stop)
+        logger.info("started %s (pid %d), log: %s", self.name, self._popen.pid, self.log_path)
+
+    def is_running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def check_alive(self) -> None:
+        """Raise RuntimeError with the end of the log if the process has exited."""
+        if self._popen is not None and self._popen.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with code {self._popen.returncode}; last lines of {self.log_path}:\n"
+                + self.log_tail()
+            )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def owns_port(self, port: int) -> bool | None:
+        """True if every listener on `port` belongs to this process tree, None if that cannot be checked.
+
+        A readiness probe alone can be answered by another process that holds the port (gRPC servers bind with
+        SO_REUSEPORT, so two of them can even share one).
+        """
+        listeners = listening_pids(port)
+        if listeners is None:
+            return None
+        return bool(listeners) and listeners <= self._tree_pids()
+
+    def stop(self) -> None:
+        """Stop the whole process group: SIGTERM, then SIGKILL for anything left after the timeout."""
+        if self._popen is None:
+            return
+        popen, self._popen = self._popen, None
+        atexit.unregister(self.stop)
+        pgid = popen.pid  # start_new_session makes the child the leader of a group with its own pid
+        self._signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + self._stop_timeout
+        while time.monotonic() < deadline:
+            popen.poll()  # reap the leader so it does not count as alive
+            if not _live_group_members(pgid):
+                break
+            time.sleep(0.05)
+        else:
+            logger.warning("%s did not stop within %g s; killing its process group", self.name, self._stop_timeout)
+            self._signal_group(pgid, signal.SIGKILL)
+        try:
+            popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            logger.error("%s (pid %d) survived SIGKILL", self.name, pgid)
+        logger.info("stopped %s (pid %d)", self.name, pgid)
+
+    def _tree_pids(self) -> set[int | None]:
+        if self._popen is None:
+            return set()
+        try:
+            root = psutil.Process(self._popen.pid)
+            return {root.pid, *(child.pid for child in root.children(recursive=True))}
+        except psutil.NoSuchProcess:
+            return set()
+
+    @staticmethod
+    def _signal_group(pgid: int, sig: signal.Signals) -> None:
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> ManagedProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _live_group_members(pgid: int) -> list[int]:
+    """PIDs in process group `pgid` that are not zombies.
+
+    Zombies are ignored on purpose: a grandchild orphaned during shutdown is re-parented to PID 1, and not every
+    container init reaps, so it may linger as a zombie that no signal can remove.
+    """
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members

@@ -1,0 +1,99 @@
+"""Embedders against what they talk to: Gemini through the wire-faithful stand-in (real google-genai SDK),
+the local all-MiniLM-L6-v2 model, and the embedding cache in PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from infra.standins.gemini_server import GeminiServer
+from shared.config import Settings
+from shared.embeddings.cache import EmbeddingCache
+from shared.embeddings.gemini import GeminiEmbedder, make_genai_client
+from shared.errors import UpstreamUnavailable
+
+
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+@pytest.fixture
+def gemini():
+    server = GeminiServer(api_key="test-key")
+    server.start()
+    yield server
+    server.stop()
+
+
+def gemini_embedder(server, sleeps, **overrides) -> GeminiEmbedder:
+    settings = Settings.from_env({"GEMINI_API_KEY": "test-key", "GEMINI_BASE_URL": server.url,
+                                  "EMBEDDING_DIMENSION": "768", "EMBED_BATCH_SIZE": "10"})
+    options = dict(model="gemini-embedding-001", dimension=768, batch_size=10, max_retries=3, retry_base_seconds=0.5,
+                   sleep=sleeps.append)
+    options.update(overrides)
+    return GeminiEmbedder(lambda: make_genai_client(settings), **options)
+
+
+def embed_requests(server):
+    return [r for r in server.requests if r.path.endswith(":batchEmbedContents")]
+
+
+def test_gemini_batches_normalises_and_asks_for_the_dimension(gemini):
+    sleeps = []
+    embedder = gemini_embedder(gemini, sleeps)
+    texts = [f"passage number {i} about refunds" for i in range(25)]
+    result = embedder.embed_documents(texts)
+
+    assert len(result.vectors) == 25 and all(len(v) == 768 for v in result.vectors)
+    assert all(math.isclose(cosine(v, v), 1.0, rel_tol=1e-6) for v in result.vectors)
+    batches = embed_requests(gemini)
+    assert [len(r.json["requests"]) for r in batches] == [10, 10, 5]
+    first = batches[0].json["requests"][0]
+    assert first["taskType"] == "RETRIEVAL_DOCUMENT" and first["outputDimensionality"] == 768
+    query = gemini_embedder(gemini, sleeps).embed_query("refund")
+    assert len(query) == 768 and embed_requests(gemini)[-1].json["requests"][0]["taskType"] == "RETRIEVAL_QUERY"
+
+
+def test_gemini_429_backs_off_then_succeeds(gemini):
+    sleeps = []
+    embedder = gemini_embedder(gemini, sleeps)
+    gemini.fail_next(2, status=429)
+    result = embedder.embed_documents(["refunds take 5-10 business days"])
+
+    assert len(result.vectors) == 1 and result.computed == 1
+    assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 0.5  # exponential backoff with jitter
+    assert len(embed_requests(gemini)) == 3
+
+
+def test_gemini_persistent_5xx_becomes_retryable_error(gemini):
+    sleeps = []
+    gemini.fail_next(10, status=503)
+    with pytest.raises(UpstreamUnavailable, match="503"):
+        gemini_embedder(gemini, sleeps, max_retries=2).embed_documents(["x"])
+    assert len(sleeps) == 2
+
+
+def test_cache_skips_known_content(gemini, db):
+    sleeps = []
+    embedder, cache = gemini_embedder(gemini, sleeps), EmbeddingCache(db)
+    first = embedder.embed_documents(["alpha", "beta"], cache=cache)
+    second = embedder.embed_documents(["beta", "gamma", "alpha"], cache=cache)
+
+    assert (first.computed, second.computed) == (2, 1)
+    assert [len(r.json["requests"]) for r in embed_requests(gemini)] == [2, 1]
+    assert second.vectors[0] == pytest.approx(first.vectors[1], abs=1e-6)  # float32 round trip
+
+
+@pytest.mark.slow
+def test_local_minilm_embeds_offline():
+    from shared.embeddings.local import LocalEmbedder
+
+    embedder = LocalEmbedder(threads=2)
+    vectors = embedder.embed_documents([
+        "Refunds reach your card within 5-10 business days.",
+        "How long does it take to get my money back?",
+        "Connect your Google Calendar in Settings > Integrations.",
+    ]).vectors
+    assert len(vectors[0]) == 384 and math.isclose(cosine(vectors[0], vectors[0]), 1.0, rel_tol=1e-5)
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.2
