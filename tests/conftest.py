@@ -5,6 +5,8 @@ a fresh migrated database per test, and the ingest/embed entry points served ove
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -23,10 +25,14 @@ logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory):
-    server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
+def postgres():
+    # Not under pytest's tmp_path: pytest makes that 0700 for root, which locks out the `pgserver` system user that
+    # PostgreSQL runs as when the tests run as root.
+    data_dir = tempfile.mkdtemp(prefix="pytest-postgres-")
+    server = PostgresServer(data_dir).start()
     yield server
     server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from infra.stack.processes import LOCALHOST, ManagedProcess, PortTakenError, run_with_free_port, wait_until
@@ -36,7 +37,7 @@ INSTALL_HINT = (
 )
 
 
-class FirestoreEmulatorNotFound(RuntimeError):
+class FirestoreEmulatorNotFoundError(RuntimeError):
     """Neither the emulator binary nor gcloud could be found."""
 
 
@@ -86,6 +87,10 @@ class FirestoreEmulator:
             self._process = None
         self.port = None
 
+    def pids(self) -> set[int]:
+        """The emulator's processes (empty when stopped), e.g. to check that nothing survives stop()."""
+        return self._process.pids() if self._process else set()
+
     def reset(self) -> None:
         """Delete every document of the project (the emulator's own reset endpoint)."""
         request = urllib.request.Request(
@@ -129,21 +134,24 @@ class FirestoreEmulator:
             raise PortTakenError(f"another process answers on port {port}")
         return True
 
-    def _command(self):
+    def _command(self) -> Callable[[int], list[str]]:
         """A function port -> argv for the best available way to run the emulator."""
         binary = self._binary or _binary_in_sdk()
         if binary is not None:
-            if not binary.exists():
-                raise FirestoreEmulatorNotFound(f"{binary} does not exist. {INSTALL_HINT}")
+            if not binary.is_file():
+                raise FirestoreEmulatorNotFoundError(f"{binary} does not exist. {INSTALL_HINT}")
             if shutil.which("java") is None and not os.environ.get("JAVA"):
-                raise FirestoreEmulatorNotFound(f"`java` is not on PATH (the emulator is a JVM application). "
-                                                f"{INSTALL_HINT}")
+                raise FirestoreEmulatorNotFoundError(
+                    f"`java` is not on PATH (the emulator is a JVM application). {INSTALL_HINT}"
+                )
             return lambda port: [str(binary), "start", f"--host={LOCALHOST}", f"--port={port}"]
         gcloud = shutil.which("gcloud")
         if gcloud is not None:
             logger.info("cloud_firestore_emulator not found under the SDK; falling back to `gcloud emulators`")
             return lambda port: [gcloud, "emulators", "firestore", "start", f"--host-port={LOCALHOST}:{port}"]
-        raise FirestoreEmulatorNotFound(f"Neither `gcloud` nor the Firestore emulator binary was found. {INSTALL_HINT}")
+        raise FirestoreEmulatorNotFoundError(
+            f"Neither `gcloud` nor the Firestore emulator binary was found. {INSTALL_HINT}"
+        )
 
 
 def _binary_in_sdk() -> Path | None:

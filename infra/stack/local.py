@@ -71,7 +71,7 @@ class LocalStack:
         self.postgres = PostgresServer(self.data_dir / "postgres", port=preferred_port(self._ports["postgres"])).start()
         self._migrate()
         if self._want_firestore:
-            self.firestore = FirestoreEmulator(port=preferred_port(self._ports["firestore"])).start()
+            self.firestore = FirestoreEmulator(port=preferred_port(self._ports["firestore"]), log_dir=self.log_dir).start()
         self.storage = StorageEmulator(port=preferred_port(self._ports["storage"]),
                                        data_dir=self.data_dir / "storage" if self._persistent else None).start()
         self.tasks = TasksEmulator(port=preferred_port(self._ports["tasks"]), log_dir=self.log_dir).start()

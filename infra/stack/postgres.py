@@ -14,6 +14,7 @@ temporary directory. The log is `data_dir/server.log`.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import platform
@@ -304,10 +305,8 @@ def _kill_postmaster(pid: int | None) -> None:
         postmaster.send_signal(3)  # SIGQUIT: postgres' "immediate shutdown"
         _, alive = psutil.wait_procs([postmaster], timeout=5)
         for proc in [*alive, *backends]:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-            except psutil.NoSuchProcess:
-                pass
     except psutil.NoSuchProcess:
         pass
 

@@ -8,6 +8,7 @@ place to look when a service does not come up: errors quote its last lines.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -49,7 +50,7 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, inter
         if predicate():
             return
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} was not ready after {timeout:g} s")
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
         # Back off gently: the first answers usually come within a few hundred milliseconds.
         time.sleep(interval)
         interval = min(interval * 1.5, 0.5)
@@ -124,7 +125,7 @@ class ManagedProcess:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
             log.write(f"\n=== {stamp} starting: {' '.join(self.argv)}\n".encode())
             log.flush()
             # The child keeps its own copy of the descriptor, so ours can be closed right away.
@@ -167,32 +168,35 @@ class ManagedProcess:
         listeners = listening_pids(port)
         if listeners is None:
             return None
-        return bool(listeners) and listeners <= self._tree_pids()
+        return bool(listeners) and listeners <= self.pids()
 
     def stop(self) -> None:
-        """Stop the whole process group: SIGTERM, then SIGKILL for anything left after the timeout."""
+        """Stop the whole process group: SIGTERM innermost processes first, then the group, then SIGKILL."""
         if self._popen is None:
             return
         popen, self._popen = self._popen, None
         atexit.unregister(self.stop)
         pgid = popen.pid  # start_new_session makes the child the leader of a group with its own pid
-        self._signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + self._stop_timeout
-        while time.monotonic() < deadline:
-            popen.poll()  # reap the leader so it does not count as alive
-            if not _live_group_members(pgid):
-                break
-            time.sleep(0.05)
-        else:
-            logger.warning("%s did not stop within %g s; killing its process group", self.name, self._stop_timeout)
-            self._signal_group(pgid, signal.SIGKILL)
-        try:
+        began = time.monotonic()
+        # Innermost first: a wrapper (gcloud -> shell script -> JVM) then reaps its child and exits by itself,
+        # instead of dying first and leaving the child to PID 1, which may keep it around as a zombie.
+        for proc in _leaves(_live_group_members(pgid)):
+            _signal(proc, signal.SIGTERM)
+        if not _wait_group_gone(popen, pgid, began + self._stop_timeout / 2):
+            self._signal_group(pgid, signal.SIGTERM)
+            if not _wait_group_gone(popen, pgid, began + self._stop_timeout):
+                logger.warning("%s did not stop within %g s; killing its process group", self.name,
+                               self._stop_timeout)
+                self._signal_group(pgid, signal.SIGKILL)
+                # SIGKILL is delivered asynchronously: wait until the group is really gone.
+                if not _wait_group_gone(popen, pgid, time.monotonic() + 5):
+                    logger.error("%s (process group %d) survived SIGKILL", self.name, pgid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            logger.error("%s (pid %d) survived SIGKILL", self.name, pgid)
-        logger.info("stopped %s (pid %d)", self.name, pgid)
+        logger.info("stopped %s (pid %d) in %.1f s", self.name, pgid, time.monotonic() - began)
 
-    def _tree_pids(self) -> set[int | None]:
+    def pids(self) -> set[int]:
+        """This process and all its descendants (empty when not running)."""
         if self._popen is None:
             return set()
         try:
@@ -203,10 +207,8 @@ class ManagedProcess:
 
     @staticmethod
     def _signal_group(pgid: int, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
 
     def __enter__(self) -> ManagedProcess:
         self.start()
@@ -216,17 +218,39 @@ class ManagedProcess:
         self.stop()
 
 
-def _live_group_members(pgid: int) -> list[int]:
-    """PIDs in process group `pgid` that are not zombies.
+def _live_group_members(pgid: int) -> list[psutil.Process]:
+    """Processes in group `pgid` that are not zombies.
 
-    Zombies are ignored on purpose: a grandchild orphaned during shutdown is re-parented to PID 1, and not every
-    container init reaps, so it may linger as a zombie that no signal can remove.
+    Zombies are ignored on purpose: an orphan is re-parented to PID 1, and not every container init reaps promptly,
+    so it may linger as a zombie that no signal can remove.
     """
     members = []
-    for proc in psutil.process_iter(["status"]):
+    for proc in psutil.process_iter(["ppid", "status"]):
         try:
             if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                members.append(proc.pid)
+                members.append(proc)
         except (ProcessLookupError, psutil.Error):
             continue
     return members
+
+
+def _leaves(members: list[psutil.Process]) -> list[psutil.Process]:
+    """The members that are nobody's parent within the group."""
+    parents = {proc.info["ppid"] for proc in members}
+    return [proc for proc in members if proc.pid not in parents]
+
+
+def _signal(proc: psutil.Process, sig: signal.Signals) -> None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        proc.send_signal(sig)
+
+
+def _wait_group_gone(popen: subprocess.Popen, pgid: int, deadline: float) -> bool:
+    """Wait until no live process is left in group `pgid`; False if the deadline passes first."""
+    while True:
+        popen.poll()  # reap the leader, so it does not count as alive
+        if not _live_group_members(pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

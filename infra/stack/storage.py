@@ -11,10 +11,11 @@ Emulated
   must compare generations rather than trust arrival order.
 - Binary content mode, as Eventarc sends it: `ce-id`, `ce-specversion: 1.0`, `ce-type`,
   `ce-source: //storage.googleapis.com/projects/_/buckets/BUCKET`, `ce-subject: objects/NAME`, `ce-time`,
-  `Content-Type: application/json` (header values percent-encoded as the CloudEvents HTTP binding requires, so
-  `objects/a b.md` travels as `objects/a%20b.md`; the body carries the raw name); the body is the object resource (`kind`, `id` = BUCKET/NAME/GENERATION,
-  `name`, `bucket`, `generation`, `metageneration`, `size` as strings, `contentType`, `timeCreated`, `updated`,
-  `md5Hash`, `crc32c`, `etag`, `metadata` when the object has custom metadata, ...).
+  `Content-Type: application/json`. Header values are percent-encoded as the CloudEvents HTTP binding requires
+  (`objects/a b.md` travels as `objects/a%20b.md`; read the name from the body). The body is the object resource:
+  `kind`, `id` = BUCKET/NAME/GENERATION, `name`, `bucket`, `generation`, `metageneration` and `size` as strings,
+  `contentType`, `timeCreated`, `updated`, `md5Hash`, `crc32c`, `etag`, `metadata` when the object has custom
+  metadata, and the emulator's other fields.
 - Delivery at least once from background threads: a non-2xx answer or a connection error is retried with
   exponential backoff until the event is older than `max_event_age` (Eventarc keeps trying for 24 h by default).
   Events about one object reach one subscriber in order; different objects do not wait for each other. A retried
@@ -38,6 +39,7 @@ a subscriber may call back into the emulator (e.g. download the object) while ha
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import http.server
 import json
@@ -52,14 +54,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gcp_storage_emulator.handlers import buckets as emulator_buckets
 from gcp_storage_emulator.server import RequestHandler as EmulatorRequestHandler
 from gcp_storage_emulator.storage import Storage as EmulatorStorage
 
-from infra.stack.processes import LOCALHOST, wait_until
+from infra.stack.processes import LOCALHOST, PortTakenError, wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -360,7 +362,7 @@ def _checked_event_types(event_types: Iterable[str]) -> frozenset[str]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --- the service -----------------------------------------------------------------------------------------------------
@@ -405,9 +407,6 @@ class StorageEmulator:
         if self._httpd is not None:
             return self
         began = time.monotonic()
-        self.bridge = EventarcBridge(**self._bridge_options)
-        for url, event_types, bucket in self._subscriptions:
-            self.bridge.add_subscriber(url, event_types=event_types, bucket=bucket)
         storage = _NotifyingStorage(
             on_change=self._publish,
             use_memory_fs=self.data_dir is None,
@@ -416,9 +415,17 @@ class StorageEmulator:
         emulator_buckets.create_bucket(self.bucket, storage)  # no-op when it exists (persistent data_dir)
         # Our own HTTPServer around the emulator's request handler: binding port 0 gives a free port without a race,
         # and a port that is taken fails here instead of inside the emulator's thread (where start() would hang).
-        self._httpd = http.server.HTTPServer(
-            (LOCALHOST, self._requested_port or 0), functools.partial(EmulatorRequestHandler, storage)
-        )
+        try:
+            self._httpd = http.server.HTTPServer(
+                (LOCALHOST, self._requested_port or 0), functools.partial(EmulatorRequestHandler, storage)
+            )
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise PortTakenError(f"port {self._requested_port} is in use") from err
+            raise
+        self.bridge = EventarcBridge(**self._bridge_options)
+        for url, event_types, bucket in self._subscriptions:
+            self.bridge.add_subscriber(url, event_types=event_types, bucket=bucket)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"storage-emulator-{self.port}",
                                         daemon=True)
@@ -483,10 +490,12 @@ class StorageEmulator:
         self.bridge.publish(CloudEvent.for_object(event_type, resource, event_time))
 
     def _answers(self) -> bool:
+        # The bucket resource rather than the emulator's "/" health check: it proves the bucket exists, and "/"
+        # logs a warning on every call.
         try:
-            with urllib.request.urlopen(f"{self.url}/", timeout=2) as response:
-                return response.read() == b"OK"
-        except (urllib.error.URLError, ConnectionError):
+            with urllib.request.urlopen(f"{self.url}/storage/v1/b/{self.bucket}", timeout=2) as response:
+                return json.load(response).get("name") == self.bucket
+        except (urllib.error.URLError, ConnectionError, ValueError):
             return False
 
     def _require_bridge(self) -> EventarcBridge:

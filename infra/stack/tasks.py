@@ -121,6 +121,10 @@ class TasksEmulator:
             self._process = None
         self.port = None
 
+    def pids(self) -> set[int]:
+        """The emulator's processes (empty when stopped), e.g. to check that nothing survives stop()."""
+        return self._process.pids() if self._process else set()
+
     def __enter__(self) -> TasksEmulator:
         return self.start()
 
