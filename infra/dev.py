@@ -45,6 +45,20 @@ def upload_sample_kb(stack: LocalStack) -> int:
     return uploaded
 
 
+def requeue_interrupted(stack: LocalStack) -> int:
+    """The tasks emulator forgets its queue when it stops: enqueue again what a previous run left unfinished."""
+    from infra.kb import requeue_unfinished
+    from shared.config import Settings
+    from shared.db import Database
+
+    settings = Settings.from_env(stack.env()).validate()
+    db = Database(settings)
+    try:
+        return requeue_unfinished(db, settings)
+    finally:
+        db.close()
+
+
 def summary(stack: LocalStack, env_file: Path) -> str:
     s = stack
     rows = [
@@ -68,6 +82,7 @@ def summary(stack: LocalStack, env_file: Path) -> str:
 
 def main() -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)  # one line per request otherwise
     data_dir = ROOT / ".local"
     stack = LocalStack(data_dir)
     stopping = threading.Event()
@@ -76,8 +91,10 @@ def main() -> int:
         stack.start()
         env_file = data_dir / "stack.env"
         stack.write_env_file(env_file)
+        requeued = requeue_interrupted(stack)
         uploaded = upload_sample_kb(stack)
-        logging.getLogger("dev").info("uploaded %d sample file(s) from infra/sample_kb", uploaded)
+        logging.getLogger("dev").info("uploaded %d sample file(s) from infra/sample_kb; requeued %d unfinished "
+                                      "version(s)", uploaded, requeued)
         print(summary(stack, env_file), flush=True)
         while not stopping.is_set():
             for process in stack.functions.values():

@@ -2,12 +2,15 @@
 
     python -m infra.kb status [--status failed] [--tenant default]   one line per document: status, chunks, error
     python -m infra.kb events [--limit 20]                           the newest ingest events and their outcomes
+    python -m infra.kb requeue [--failed]                             enqueue again every version that did not finish
+                                                                      (after the queue gave up, or a local restart)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from shared.config import Settings
 from shared.db import Database
@@ -25,6 +28,27 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def requeue_unfinished(db: Database, settings: Settings, include_failed: bool = False) -> int:
+    """Create a fresh embed task for every latest version that is pending, queued or embedding (and failed ones
+    that have parsed content, if asked). Safe to run any time: embedding a version twice changes nothing."""
+    from shared.tasks import EmbedQueue
+
+    store = DocumentStore(db)
+    statuses = ("pending", "queued", "embedding") + (("failed",) if include_failed else ())
+    queue = EmbedQueue(settings)
+    attempt = int(time.time())  # a new task name: Cloud Tasks keeps used names for a while
+    count = 0
+    for version_id, tenant in store.unfinished_versions(statuses):
+        version = store.get_version(version_id, with_blocks=False)
+        if version.status == "failed":
+            if store.get_version(version_id).blocks is None:
+                continue  # the file itself was rejected: nothing to embed
+        queue.enqueue(version_id, tenant, attempt=attempt)
+        store.set_status(version_id, "queued")
+        count += 1
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,11 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--tenant")
     events = sub.add_parser("events", help="recent ingest events")
     events.add_argument("--limit", type=int, default=20)
+    requeue = sub.add_parser("requeue", help="enqueue unfinished versions again")
+    requeue.add_argument("--failed", action="store_true", help="also retry versions that failed while embedding")
     args = parser.parse_args(argv)
 
-    db = Database(Settings.from_env().validate())
+    settings = Settings.from_env().validate()
+    db = Database(settings)
     try:
-        if args.command == "status":
+        if args.command == "requeue":
+            print(f"requeued {requeue_unfinished(db, settings, include_failed=args.failed)} version(s)")
+        elif args.command == "status":
             rows = DocumentStore(db).status(tenant=args.tenant, status=args.status)
             print(_table(rows, ["status", "chunk_count", "topic", "source_uri", "error"]))
         else:

@@ -99,6 +99,16 @@ class DocumentStore:
             cur.execute("SELECT id FROM chunks WHERE document_id = %s ORDER BY ordinal", (doc_id,))
             return [r[0] for r in cur.fetchall()]
 
+    def unfinished_versions(self, statuses: tuple[str, ...] = ("pending", "queued", "embedding")) -> list[tuple[str, str]]:
+        """(version id, tenant) of each document's latest version that is still in one of `statuses`."""
+        with self._db.transaction() as cur:
+            cur.execute(
+                "SELECT v.id, v.tenant FROM documents d JOIN document_versions v ON v.id = d.latest_version_id "
+                "WHERE d.deleted_at IS NULL AND v.status = ANY(%s) ORDER BY v.created_at",
+                (list(statuses),),
+            )
+            return [(r[0], r[1]) for r in cur.fetchall()]
+
     def event_seen(self, event_id: str) -> bool:
         with self._db.transaction() as cur:
             cur.execute("SELECT 1 FROM ingest_events WHERE event_id = %s", (event_id,))

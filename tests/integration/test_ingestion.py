@@ -211,3 +211,18 @@ def test_queue_outage_keeps_the_version_pending_and_a_retry_queues_it(make_stack
     headers, body = to_binary(_finalized_event(stack, blob, "evt-q"))
     assert stack.ingest.client.post("/", headers=headers, data=body).status_code == 500
     assert stack.status("billing/refunds.md")["status"] == "pending"
+
+
+def test_requeue_finishes_versions_the_queue_lost(stack):
+    from infra.kb import requeue_unfinished
+    from shared.config import get_settings
+
+    stack.upload("billing/refunds.md", GUIDE)
+    stack.wait_for("billing/refunds.md", "ready")
+    # A version left 'queued' when its task was lost (queue gave up, or the local emulator restarted).
+    with stack.services.database().transaction() as cur:
+        cur.execute("UPDATE document_versions SET status = 'queued'")
+        cur.execute("UPDATE documents SET live_version_id = NULL")
+    assert requeue_unfinished(stack.services.database(), get_settings()) == 1
+    stack.wait_for("billing/refunds.md", "ready")
+    assert stack.vector_ids() == {c["id"] for c in stack.chunks("billing/refunds.md")}
