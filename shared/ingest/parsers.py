@@ -219,7 +219,7 @@ def _parse_markdown(data: bytes, filename: str) -> ParsedDocument:
 
 @functools.cache
 def _markdown_parser():
-    """One parser per instance: building it costs more than parsing a typical article."""
+    """One parser per process, reused while the instance is warm: building it costs more than parsing an article."""
     return MarkdownIt("commonmark").enable("table")
 
 
@@ -280,7 +280,9 @@ def _markdown_inline(node) -> str:
             parts.append(" ")
         elif kind == "hardbreak":
             parts.append("\n")
-        elif kind in ("image", "html_inline"):
+        elif kind == "html_inline":
+            parts.append("\n" if child.content[:3].lower() == "<br" else "")  # other inline tags carry no text
+        elif kind == "image":
             continue
         else:  # inline wrapper, link, em, strong, s: keep the text inside
             parts.append(_markdown_inline(child))
@@ -769,7 +771,7 @@ def _drop_running_headers(pages: list[list[_PdfLine]]) -> list[_PdfLine]:
     kept: list[_PdfLine] = []
     for lines in pages:
         edge_ids = {id(line) for line in lines[:2] + lines[-2:]}
-        kept.extend(line for line in lines if id(line) not in edge_ids
+        kept.extend(line for line in lines if id(line) not in edge_ids or not key(line)
                     or not (key(line) in repeated or _PAGE_NUMBER.search(line.text)))
     return kept
 

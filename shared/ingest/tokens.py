@@ -5,11 +5,11 @@ loading a real tokenizer in every Cloud Function would cost a dependency and a s
 cut into the pieces a BERT-style pre-tokenizer sees (letter runs, digit runs, single CJK characters, single
 punctuation marks) and each piece is weighted by how many word pieces such a piece costs on average, times a margin.
 
-The weights are a least-squares fit against the real all-MiniLM-L6-v2 tokenizer on ~1,000-character passages of
-help-center articles and support answers (the support-mix corpus) and of Python source code. With the margin the
-estimate is, on held-out passages, 1.13x the real count for prose (below it for ~1% of passages) and 1.10x for
-code (below it for ~5%, by at most ~6%). Non-English Latin-script text is undercounted (~0.85x): an English vocabulary
-splits it finely. CJK characters count one each, as in BERT.
+The weights come from a least-squares fit against the real all-MiniLM-L6-v2 tokenizer on passages of help-center
+articles and support answers (the support-mix corpus) and of Python source code. With the margin, on held-out
+passages the estimate is 1.15x the real count for prose (below it for <1% of passages, by at most 3%) and 1.10x
+for code (below it for ~6%, by at most ~11%). Short titles vary more. Non-English Latin-script text is undercounted
+(~0.85x): an English vocabulary splits it finely. CJK characters count one each, as in BERT.
 
 Weights are per piece and summed before rounding up, so the count of a text joined from parts with whitespace is
 never more than the sum of the parts' counts: a chunk packed by adding up its parts' counts stays within budget.

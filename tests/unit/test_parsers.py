@@ -448,6 +448,33 @@ def test_docx_structure_in_body_order():
     ]
 
 
+def test_docx_lists_from_direct_numbering():
+    """Word often numbers a plain paragraph directly (w:numPr) instead of using a List style."""
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    def numbered(document, text, num_id, level):
+        paragraph = document.add_paragraph(text)
+        paragraph._p.get_or_add_pPr().append(parse_xml(
+            f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="{num_id}"/></w:numPr>'))
+
+    def build(document):
+        # In python-docx's default template numId 1 is a bullet list and numId 5 a decimal one.
+        numbered(document, "Bullet A", 1, 0)
+        numbered(document, "Sub item", 1, 1)
+        numbered(document, "Bullet B", 1, 0)
+        document.add_paragraph("Between.")
+        numbered(document, "Step one", 5, 0)
+        numbered(document, "Step two", 5, 0)
+
+    document = parse_document(make_docx(build), "numbered.docx")
+    assert document.blocks == [
+        Block("list", "- Bullet A\n  - Sub item\n- Bullet B"),
+        Block("paragraph", "Between."),
+        Block("list", "1. Step one\n2. Step two"),
+    ]
+
+
 def test_docx_title_from_core_properties_then_heading_then_file_name():
     def with_core_title(document):
         document.core_properties.title = "Core title"
