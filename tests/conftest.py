@@ -75,6 +75,17 @@ def tasks(tmp_path_factory):
     emulator.stop()
 
 
+@pytest.fixture
+def gemini():
+    """The Gemini stand-in (google-genai's wire format), accepting the key "test-key"."""
+    from infra.standins.gemini_server import GeminiServer
+
+    server = GeminiServer(api_key="test-key")
+    server.start()
+    yield server
+    server.stop()
+
+
 class FunctionServer:
     """A function's app from functions_framework.create_app, served over HTTP from a thread."""
 

@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-from infra.standins.gemini_server import GeminiServer
 from shared.config import Settings
 from shared.embeddings.cache import EmbeddingCache
 from shared.embeddings.gemini import GeminiEmbedder, make_genai_client
@@ -17,13 +16,6 @@ from shared.errors import UpstreamUnavailable
 def cosine(a, b):
     return sum(x * y for x, y in zip(a, b))
 
-
-@pytest.fixture
-def gemini():
-    server = GeminiServer(api_key="test-key")
-    server.start()
-    yield server
-    server.stop()
 
 
 def gemini_embedder(server, sleeps, **overrides) -> GeminiEmbedder:

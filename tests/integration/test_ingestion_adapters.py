@@ -5,18 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from infra.standins.gemini_server import GeminiServer
 from infra.standins.pinecone_server import PineconeIndexServer
 
 DOC = "# Two-factor authentication\n\nTurn it on in Settings > Security. Backup codes work once each."
 
-
-@pytest.fixture
-def gemini():
-    server = GeminiServer(api_key="gemini-test-key")
-    server.start()
-    yield server
-    server.stop()
 
 
 def pinecone(dimension: int) -> PineconeIndexServer:
@@ -26,7 +18,7 @@ def pinecone(dimension: int) -> PineconeIndexServer:
 
 
 def production_settings(gemini, index, dimension=768) -> dict:
-    return dict(EMBEDDER="gemini", GEMINI_API_KEY="gemini-test-key", GEMINI_BASE_URL=gemini.url,
+    return dict(EMBEDDER="gemini", GEMINI_API_KEY="test-key", GEMINI_BASE_URL=gemini.url,
                 EMBEDDING_DIMENSION=dimension, EMBED_RETRY_BASE_SECONDS=0.05, VECTOR_BACKEND="pinecone",
                 PINECONE_API_KEY="pc-test-key", PINECONE_INDEX_HOST=index.url)
 
