@@ -16,6 +16,7 @@ import gzip
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
     logging.basicConfig(level="WARNING", format="%(asctime)s %(name)s: %(message)s")
+    # SIGTERM would skip the `with` block's cleanup and leave PostgreSQL and the emulators running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     docs = load_documents(args.corpus, args.prefix, args.limit)
     size = sum(len(d[1]) for d in docs)

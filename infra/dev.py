@@ -86,9 +86,11 @@ def main() -> int:
     data_dir = ROOT / ".local"
     stack = LocalStack(data_dir)
     stopping = threading.Event()
+    # Both handled explicitly: a shell may start us with SIGINT ignored (background jobs), and SIGTERM skips atexit.
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
     try:
-        stack.start()
+        stack.start()  # a Ctrl-C during start-up: the handler sets `stopping`, and the loop below exits at once
         env_file = data_dir / "stack.env"
         stack.write_env_file(env_file)
         requeued = requeue_interrupted(stack)
@@ -103,7 +105,7 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        print("\nstopping the local stack ...", flush=True)
+        logging.getLogger("dev").info("stopping the local stack ...")  # never print: stdout may be a dead pipe
         stack.stop()
     return 0
 

@@ -15,6 +15,7 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from infra.stack.firestore import FirestoreEmulator
@@ -87,11 +88,10 @@ class LocalStack:
     def stop(self) -> None:
         if self.storage is not None:
             self.storage.stop()
-        for process in self.functions.values():
-            process.stop()
-        for service in (self.tasks, self.firestore, self.postgres):
-            if service is not None:
-                service.stop()
+        # In parallel: each server takes a few seconds to drain its workers.
+        stoppable = [*self.functions.values(), *(s for s in (self.tasks, self.firestore, self.postgres) if s)]
+        with ThreadPoolExecutor(len(stoppable) or 1) as pool:
+            list(pool.map(lambda service: service.stop(), stoppable))
 
     def __enter__(self) -> LocalStack:
         return self.start()
