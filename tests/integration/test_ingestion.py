@@ -226,3 +226,75 @@ def test_requeue_finishes_versions_the_queue_lost(stack):
     assert requeue_unfinished(stack.services.database(), get_settings()) == 1
     stack.wait_for("billing/refunds.md", "ready")
     assert stack.vector_ids() == {c["id"] for c in stack.chunks("billing/refunds.md")}
+
+
+def _event(blob, event_type: str, event_id: str, generation: int):
+    return to_binary(CloudEvent(
+        {"id": event_id, "type": f"google.cloud.storage.object.v1.{event_type}",
+         "source": f"//storage.googleapis.com/projects/_/buckets/{blob.bucket.name}", "subject": f"objects/{blob.name}"},
+        {"bucket": blob.bucket.name, "name": blob.name, "generation": str(generation), "size": str(blob.size or 0),
+         "contentType": blob.content_type or "text/markdown"},
+    ))
+
+
+def test_overwrite_events_in_either_order_never_delete_the_new_content(stack):
+    first = stack.upload("billing/refunds.md", GUIDE)
+    stack.wait_for("billing/refunds.md", "ready")
+    stack.storage.remove_subscriber(stack.ingest.url)  # deliver the overwrite's two events by hand, delete first
+    second = stack.upload("billing/refunds.md", GUIDE_V2)
+    second.reload()
+
+    headers, body = _event(second, "deleted", "del-old", int(first.generation))
+    assert stack.ingest.client.post("/", headers=headers, data=body).status_code == 200
+    assert stack.status("billing/refunds.md")["status"] == "ready"  # the old generation's delete was stale
+    assert stack.chunks("billing/refunds.md")
+
+    headers, body = _event(second, "finalized", "fin-new", int(second.generation))
+    assert stack.ingest.client.post("/", headers=headers, data=body).status_code == 200
+    stack.wait_for("billing/refunds.md", "ready", generation=int(second.generation))
+    assert "14 days" in stack.chunks("billing/refunds.md")[0]["content"]
+
+    # A late finalized event of the first generation changes nothing either.
+    headers, body = _event(first, "finalized", "fin-old-late", int(first.generation))
+    stack.ingest.client.post("/", headers=headers, data=body)
+    with stack.services.database().transaction() as cur:
+        cur.execute("SELECT outcome FROM ingest_events WHERE event_id IN ('del-old', 'fin-old-late') ORDER BY event_id")
+        assert [r[0] for r in cur.fetchall()] == ["stale", "stale"]
+
+
+def test_tenant_from_object_metadata_scopes_chunks_and_vectors(stack):
+    stack.upload("billing/refunds.md", GUIDE, metadata={"tenant": "acme", "source_url": "https://help.acme.test/refunds"})
+    stack.upload("billing/other.md", "# Other tenant\n\nDefault tenant text.")
+    stack.upload("billing/bad-tenant.md", "# X\n\ny", metadata={"tenant": "Not A Tenant!"})
+    stack.wait_for("billing/refunds.md", "ready")
+    stack.wait_for("billing/other.md", "ready")
+
+    chunks = stack.chunks("billing/refunds.md")
+    assert {c["tenant"] for c in chunks} == {"acme"}
+    assert stack.vector_ids("acme") == {c["id"] for c in chunks}
+    assert stack.vector_ids("default") == {c["id"] for c in stack.chunks("billing/other.md")}
+    with stack.services.database().transaction() as cur:
+        cur.execute("SELECT DISTINCT url FROM chunks WHERE tenant = 'acme'")
+        assert [r[0] for r in cur.fetchall()] == ["https://help.acme.test/refunds"]
+        cur.execute("SELECT outcome, detail FROM ingest_events WHERE source_uri LIKE '%%bad-tenant%%'")
+        outcome, detail = cur.fetchone()
+    assert outcome == "failed" and "invalid tenant" in detail
+
+
+def test_old_events_and_folder_placeholders_are_acknowledged_without_work(stack):
+    stack.storage.remove_subscriber(stack.ingest.url)
+    blob = stack.upload("billing/refunds.md", GUIDE)
+    blob.reload()
+    headers, body = _event(blob, "finalized", "too-old", int(blob.generation))
+    headers["ce-time"] = "2020-01-01T00:00:00Z"  # older than MAX_EVENT_AGE_SECONDS: retrying forever helps nobody
+    assert stack.ingest.client.post("/", headers=headers, data=body).status_code == 200
+
+    folder = stack.upload("billing/", b"", content_type="application/x-directory")
+    folder.reload()
+    headers, body = _event(folder, "finalized", "folder", int(folder.generation))
+    assert stack.ingest.client.post("/", headers=headers, data=body).status_code == 200
+
+    assert stack.status("billing/refunds.md") is None and stack.status("billing/") is None
+    with stack.services.database().transaction() as cur:
+        cur.execute("SELECT event_id, outcome FROM ingest_events ORDER BY event_id")
+        assert [tuple(r) for r in cur.fetchall()] == [("folder", "ignored"), ("too-old", "ignored")]
