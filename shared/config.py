@@ -94,6 +94,28 @@ class Settings:
         "PINECONE_INDEX_HOST", "", "Pinecone index host, e.g. `https://support-abc123.svc.pinecone.io`."
     )
 
+    # --- conversation memory (Firestore) ---------------------------------------------------------------------------
+    firestore_database: str = setting("FIRESTORE_DATABASE", "(default)", "Firestore database id of the chat memory.")
+    session_ttl_seconds: int = setting(
+        "SESSION_TTL_SECONDS", 24 * 3600, "A chat session expires this long after its last turn (field `expires_at`)."
+    )
+    summary_every_turns: int = setting(
+        "SUMMARY_EVERY_TURNS", 6, "Fold the turns not yet summarized into the session's rolling summary this often."
+    )
+    user_token_secret: str = setting(
+        "USER_TOKEN_SECRET", "", "HMAC-SHA256 secret host sites sign user ids with (empty: signed user ids disabled)."
+    )
+    rate_limit_session_per_minute: int = setting(
+        "RATE_LIMIT_SESSION_PER_MINUTE", 20, "Chat messages allowed per session per minute."
+    )
+    rate_limit_client_per_minute: int = setting(
+        "RATE_LIMIT_CLIENT_PER_MINUTE", 60, "Chat messages allowed per client (IP address) per minute."
+    )
+    policy_cache_seconds: int = setting(
+        "POLICY_CACHE_SECONDS", 300, "How long an instance caches a tenant's policies (`tenants/{t}/config/policies`)."
+    )
+    # --- end of conversation memory (Firestore) ---
+
     # ------------------------------------------------------------------------------------------------------------
     def validate(self) -> Settings:
         """Fail early, saying what to set and why."""
@@ -117,6 +139,22 @@ class Settings:
             raise ConfigurationError("CHUNK_MAX_TOKENS must be between 16 and 8192")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_max_tokens // 2:
             raise ConfigurationError("CHUNK_OVERLAP_TOKENS must be at least 0 and under half of CHUNK_MAX_TOKENS")
+        # --- conversation memory (Firestore) ---
+        if not self.firestore_database:
+            raise ConfigurationError("set FIRESTORE_DATABASE to the Firestore database id, e.g. (default)")
+        if self.session_ttl_seconds < 60:
+            raise ConfigurationError("SESSION_TTL_SECONDS must be at least 60")
+        if self.summary_every_turns < 1:
+            raise ConfigurationError("SUMMARY_EVERY_TURNS must be at least 1")
+        if self.user_token_secret and len(self.user_token_secret) < 32:
+            raise ConfigurationError("USER_TOKEN_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`), "
+                                     "or empty to disable signed user ids")
+        if self.rate_limit_session_per_minute < 1 or self.rate_limit_client_per_minute < 1:
+            raise ConfigurationError(
+                "RATE_LIMIT_SESSION_PER_MINUTE and RATE_LIMIT_CLIENT_PER_MINUTE must be at least 1"
+            )
+        if self.policy_cache_seconds < 0:
+            raise ConfigurationError("POLICY_CACHE_SECONDS must be at least 0")
         return self
 
     @property

@@ -55,10 +55,18 @@ def indexer():
     return Indexer(get_settings(), document_store(), embedder(), EmbeddingCache(database()), vector_index())
 
 
+@functools.lru_cache(maxsize=1)
+def memory_store():
+    """Sessions, messages, summaries, feedback, tickets and gaps; `.rate_limiter` and `.policies` share its client."""
+    from shared.memory import MemoryStore
+
+    return MemoryStore.from_settings(get_settings())
+
+
 def reset() -> None:
     """Forget every built service and the settings (tests change the environment between cases)."""
     if database.cache_info().currsize:
         database().close()
-    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer):
+    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, memory_store):
         factory.cache_clear()
     get_settings.cache_clear()

@@ -226,3 +226,23 @@ def make_stack(database_url, storage, tasks, monkeypatch):
 @pytest.fixture
 def stack(make_stack) -> Stack:
     return make_stack()
+
+
+# --- Firestore (conversation memory) ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def firestore(tmp_path_factory):
+    """The Firestore emulator, started once per test session (project `demo-test`)."""
+    from infra.stack.firestore import FirestoreEmulator
+
+    emulator = FirestoreEmulator(project="demo-test", log_dir=tmp_path_factory.mktemp("firestore-logs")).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def firestore_db(firestore, monkeypatch):
+    """The emulator emptied for one test, with FIRESTORE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT pointing at it."""
+    firestore.reset()
+    for key, value in firestore.env().items():
+        monkeypatch.setenv(key, value)
+    yield firestore
