@@ -1,0 +1,1 @@
+"""Retrieval evaluation: BEIR-layout data sets and the standard ranking metrics."""
