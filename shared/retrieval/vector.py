@@ -1,0 +1,36 @@
+"""The vector leg: the question's embedding against the vector index (Pinecone or pgvector), hits joined to their
+chunks in PostgreSQL (the index holds ids and filter metadata, never text)."""
+
+from __future__ import annotations
+
+from shared.db import Database
+from shared.retrieval import ChunkHit
+
+
+class VectorSearch:
+    def __init__(self, db: Database, embedder, index):
+        self._db = db
+        self._embedder = embedder
+        self._index = index
+
+    def search(self, question: str, tenant: str, top_k: int = 50, topics: list[str] | None = None) -> list[ChunkHit]:
+        """Chunks nearest to the question, best first (cosine similarity)."""
+        vector = self._embedder.embed_query(question)
+        flt = {"topic": {"$in": list(topics)}} if topics else None
+        matches = self._index.query(tenant, vector, top_k=top_k, filter=flt)
+        if not matches:
+            return []
+        with self._db.transaction() as cur:
+            cur.execute(
+                "SELECT id, document_id, title, heading_path, content, source_uri, url, topic FROM chunks "
+                "WHERE tenant = %s AND id = ANY(%s)",
+                (tenant, [m.id for m in matches]),
+            )
+            rows = {r[0]: r for r in cur.fetchall()}
+        # A vector whose chunk is gone (a delete racing this query) is skipped rather than shown without text.
+        return [
+            ChunkHit(chunk_id=m.id, document_id=r[1], score=m.score, title=r[2], heading_path=tuple(r[3] or ()),
+                     text=r[4], source_uri=r[5], url=r[6], topic=r[7])
+            for m in matches
+            if (r := rows.get(m.id)) is not None
+        ]

@@ -1,0 +1,60 @@
+"""The two retrieval legs on documents ingested through the real path."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.retrieval.keyword import KeywordSearch
+from shared.retrieval.vector import VectorSearch
+
+DOCS = {
+    "billing/refunds.md": "# Refund policy\n\nRefunds are available within 30 days. The money reaches your card "
+                          "within 5-10 business days.",
+    "account/password.md": "# Reset your password\n\nReset links expire after 60 minutes. Request a new link from "
+                           "the sign-in page.",
+    "integrations/calendar.md": "# Google Calendar\n\nConnect your calendar in Settings. Sync runs every 5 minutes.",
+    # A long document that mentions "refund" once among a lot of other text must not outrank the refund policy.
+    "policies/terms.md": "# Terms of service\n\n" + " ".join(
+        f"Clause {i} covers accounts, bookings, calendars, invoices and data retention." for i in range(120))
+                         + " Refund disputes follow clause 7.",
+}
+
+
+@pytest.fixture
+def indexed(stack):
+    for name, text in DOCS.items():
+        stack.upload(name, text)
+    for name in DOCS:
+        stack.wait_for(name, "ready")
+    return stack
+
+
+def sources(hits):
+    return [h.source_uri.rsplit("/", 2)[-2] + "/" + h.source_uri.rsplit("/", 1)[-1] for h in hits]
+
+
+def test_keyword_leg_answers_questions_that_do_not_share_every_word(indexed):
+    search = KeywordSearch(indexed.services.database())
+    hits = search.search("how long until my refund reaches the card?", "default")
+    assert sources(hits)[0] == "billing/refunds.md"
+    assert "policies/terms.md" in sources(hits)  # any word may match ...
+    assert hits[0].score > hits[-1].score      # ... but the focused chunk ranks first, not the long one
+    assert hits[0].title == "Refund policy" and "5-10 business days" in hits[0].text
+
+
+def test_keyword_leg_titles_count_more_and_topics_filter(indexed):
+    search = KeywordSearch(indexed.services.database())
+    assert sources(search.search("password", "default"))[0] == "account/password.md"
+    assert sources(search.search("refund", "default", topics=["policies"])) == ["policies/terms.md"]
+    assert search.search("refund", "other-tenant") == []
+    assert search.search("how is it the", "default") == []  # only stop words: nothing to look for
+
+
+def test_vector_leg_returns_chunks_with_their_text(indexed):
+    services = indexed.services
+    search = VectorSearch(services.database(), services.embedder(), services.vector_index())
+    hits = search.search("reset password link expire", "default", top_k=3)
+    assert sources(hits)[0] == "account/password.md" and "60 minutes" in hits[0].text
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    only_billing = search.search("reset password link expire", "default", topics=["billing"])
+    assert {h.topic for h in only_billing} == {"billing"}
