@@ -1,0 +1,187 @@
+"""Retrieval benchmark on any BEIR-layout directory, through the real code: the real chunker, PostgreSQL full-text,
+the configured vector index (VECTOR_BACKEND) and embedder (EMBEDDER).
+
+    python -m infra.bench_retrieval ../shared/eval/support-mix --queries queries.dev.jsonl --qrels qrels.dev.tsv
+
+Documents are indexed once into a persistent PostgreSQL under `.local/bench-retrieval/` (or DATABASE_URL with
+--database-url), with embeddings cached by content hash, so a rerun takes seconds. Queries are ranked per leg —
+keyword, vector, hybrid — at the document level (a document scores as its best chunk; the qrels name documents), and
+nDCG@10, Recall@10 and MRR@10 are printed per `metadata.split` and overall, with per-query latency p50/p95.
+
+Hybrid here is a first, untuned fusion (a weighted sum of per-leg scores scaled to [0, 1]); choosing and validating
+the fusion is issue #3's work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from infra.eval.beir import Document, load_corpus, load_qrels, load_queries
+from infra.eval.metrics import mrr_at, ndcg_at, percentile, recall_at
+from shared.config import Settings
+from shared.db import Database
+from shared.documents import DocumentStore, document_id
+from shared.errors import DocumentRejected
+from shared.models import content_hash
+
+ROOT = Path(__file__).resolve().parent.parent
+TENANT = "bench"
+CANDIDATES = 100  # chunks per leg before grouping by document
+
+
+def source_uri(doc: Document) -> str:
+    return f"beir://{doc.id}"
+
+
+def as_markdown(doc: Document) -> bytes:
+    title = doc.title.replace("\n", " ").strip()
+    return (f"---\ntitle: {title}\n---\n{doc.text}" if title else doc.text).encode()
+
+
+def index_corpus(docs: list[Document], store: DocumentStore, indexer) -> tuple[int, int]:
+    """Record and index every document that is not indexed with this content yet; return (indexed, skipped)."""
+    from shared.ingest.parsers import parse_document
+
+    indexed = skipped = 0
+    for number, doc in enumerate(docs, 1):
+        data = as_markdown(doc)
+        doc_id, digest = document_id(TENANT, source_uri(doc)), content_hash(data)
+        existing = store.get_document(doc_id)
+        if existing and existing.live_version_id:
+            live = store.get_version(existing.live_version_id, with_blocks=False)
+            if live and live.content_hash == digest:
+                skipped += 1
+                continue
+        try:
+            parsed = parse_document(data, "document.md", "text/markdown")
+        except DocumentRejected:
+            continue
+        version = store.record_version(doc_id=doc_id, tenant=TENANT, source_uri=source_uri(doc), url="",
+                                       topic=doc.id.split(":", 1)[0], title=parsed.title, generation=1,
+                                       content_hash=digest, content_type="text/markdown", size_bytes=len(data),
+                                       blocks=parsed.blocks, status="queued")
+        indexer.index_version(version.id)
+        indexed += 1
+        if number % 250 == 0:
+            print(f"  indexed {number}/{len(docs)}", flush=True)
+    return indexed, skipped
+
+
+def rank_documents(hits, beir_ids: dict[str, str]) -> tuple[list[str], dict[str, float]]:
+    """Document ranking from chunk hits: a document scores as its best chunk."""
+    best: dict[str, float] = {}
+    for hit in hits:
+        doc = beir_ids.get(hit.document_id)
+        if doc is not None and hit.score > best.get(doc, float("-inf")):
+            best[doc] = hit.score
+    return sorted(best, key=lambda d: -best[d]), best
+
+
+def fuse(keyword: dict[str, float], vector: dict[str, float], vector_weight: float = 0.7) -> list[str]:
+    """A first hybrid: each leg's scores divided by its best score, then a weighted sum."""
+    def scaled(scores):
+        top = max(scores.values(), default=0.0) or 1.0
+        return {d: s / top for d, s in scores.items()}
+
+    k, v = scaled(keyword), scaled(vector)
+    combined = {d: vector_weight * v.get(d, 0.0) + (1 - vector_weight) * k.get(d, 0.0) for d in set(k) | set(v)}
+    return sorted(combined, key=lambda d: -combined[d])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("directory", type=Path, help="a BEIR-layout directory")
+    parser.add_argument("--corpus", default="corpus.jsonl.gz", help="corpus file name in the directory")
+    parser.add_argument("--queries", default="queries.jsonl", help="queries file name in the directory")
+    parser.add_argument("--qrels", default="qrels.tsv", help="qrels file name in the directory")
+    parser.add_argument("--limit-docs", type=int, help="index only the first N documents (a smoke run)")
+    parser.add_argument("--database-url", help="use this database instead of a local one under .local/")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".local" / "bench-retrieval")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="WARNING")
+
+    server = None
+    if args.database_url:
+        url = args.database_url
+    else:
+        from infra.stack.postgres import PostgresServer
+
+        server = PostgresServer(args.data_dir).start()
+        url = server.url
+    try:
+        return run(args, url)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def run(args, url: str) -> int:
+    import os
+
+    from infra.migrate import apply_migrations
+    from shared.embeddings import create_embedder
+    from shared.embeddings.cache import EmbeddingCache
+    from shared.ingest.indexer import Indexer
+    from shared.retrieval.keyword import KeywordSearch
+    from shared.retrieval.vector import VectorSearch
+    from shared.vectors import create_vector_index
+
+    settings = Settings.from_env({**os.environ, "DATABASE_URL": url}).validate()
+    db = Database(settings)
+    apply_migrations(db)
+    store, embedder, index = DocumentStore(db), create_embedder(settings), create_vector_index(settings, db)
+    indexer = Indexer(settings, store, embedder, EmbeddingCache(db), index)
+
+    docs = list(load_corpus(args.directory / args.corpus))[: args.limit_docs]
+    queries = load_queries(args.directory / args.queries)
+    qrels = load_qrels(args.directory / args.qrels)
+    wanted = {d.id for d in docs}
+    queries = [q for q in queries if q.id in qrels and any(doc in wanted for doc in qrels[q.id])]
+    print(f"{len(docs)} documents, {len(queries)} judged queries, embedder {embedder.key}, index {index.name}")
+
+    started = time.perf_counter()
+    indexed, skipped = index_corpus(docs, store, indexer)
+    print(f"indexing: {indexed} indexed, {skipped} unchanged, {time.perf_counter() - started:.1f} s")
+
+    beir_ids = {document_id(TENANT, source_uri(d)): d.id for d in docs}
+    keyword, vector = KeywordSearch(db), VectorSearch(db, embedder, index)
+    scores = defaultdict(lambda: defaultdict(list))  # split -> "leg metric" -> values
+    latency = defaultdict(list)
+    for query in queries:
+        t0 = time.perf_counter()
+        k_rank, k_scores = rank_documents(keyword.search(query.text, TENANT, CANDIDATES), beir_ids)
+        t1 = time.perf_counter()
+        v_rank, v_scores = rank_documents(vector.search(query.text, TENANT, CANDIDATES), beir_ids)
+        t2 = time.perf_counter()
+        h_rank = fuse(k_scores, v_scores)
+        latency["keyword"].append((t1 - t0) * 1000)
+        latency["vector"].append((t2 - t1) * 1000)
+        latency["hybrid"].append((time.perf_counter() - t0) * 1000)
+        relevant = qrels[query.id]
+        for leg, ranking in (("keyword", k_rank), ("vector", v_rank), ("hybrid", h_rank)):
+            for split in (query.split or "all", "ALL") if query.split else ("ALL",):
+                scores[split][f"{leg} ndcg"].append(ndcg_at(ranking, relevant))
+                scores[split][f"{leg} recall"].append(recall_at(ranking, relevant))
+                scores[split][f"{leg} mrr"].append(mrr_at(ranking, relevant))
+
+    print(f"\n{'split':<22}{'n':>5}  " + "  ".join(f"{leg:>22}" for leg in ("keyword", "vector", "hybrid")))
+    print(f"{'':<22}{'':>5}  " + "  ".join(f"{'nDCG@10 R@10 MRR@10':>22}" for _ in range(3)))
+    for split in sorted(scores, key=lambda s: (s == "ALL", s)):
+        row = scores[split]
+        n = len(row["keyword ndcg"])
+        cells = ["{:>6.3f} {:>6.3f} {:>6.3f}".format(*(sum(row[f"{leg} {m}"]) / n for m in ("ndcg", "recall", "mrr")))
+                 for leg in ("keyword", "vector", "hybrid")]
+        print(f"{split:<22}{n:>5}  " + "  ".join(f"{c:>22}" for c in cells))
+    print("\nlatency per query (ms): " + "  ".join(
+        f"{leg} p50 {percentile(v, 50):.1f} p95 {percentile(v, 95):.1f}" for leg, v in latency.items()))
+    db.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
