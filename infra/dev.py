@@ -45,6 +45,15 @@ def upload_sample_kb(stack: LocalStack) -> int:
     return uploaded
 
 
+def warm_embed(stack: LocalStack) -> None:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(stack.urls["embed"] + "/healthz?warm=1", timeout=120).close()
+    except OSError as exc:
+        logging.getLogger("dev").warning("could not warm the embed function: %s", exc)
+
+
 def requeue_interrupted(stack: LocalStack) -> int:
     """The tasks emulator forgets its queue when it stops: enqueue again what a previous run left unfinished."""
     from infra.kb import requeue_unfinished
@@ -93,6 +102,8 @@ def main() -> int:
         stack.start()  # a Ctrl-C during start-up: the handler sets `stopping`, and the loop below exits at once
         env_file = data_dir / "stack.env"
         stack.write_env_file(env_file)
+        # Load the embedding model now, not on the editor's first upload.
+        threading.Thread(target=warm_embed, args=(stack,), daemon=True).start()
         requeued = requeue_interrupted(stack)
         uploaded = upload_sample_kb(stack)
         logging.getLogger("dev").info("uploaded %d sample file(s) from infra/sample_kb; requeued %d unfinished "

@@ -1,7 +1,8 @@
 """embed: the Cloud Tasks target. Body: {"version_id": "...", "tenant": "..."}.
 
 200 when the version was indexed, skipped or recorded as failed; 503 for transient trouble (Cloud Tasks retries with
-its backoff); 400 for a body that is not a task of ours.
+its backoff); 400 for a body that is not a task of ours. `GET /healthz` answers 200; `GET /healthz?warm=1` also loads
+the embedding model, so a fresh instance's first task does not pay for it (make dev calls it at start).
 """
 
 import flask
@@ -15,6 +16,10 @@ from shared.web import http_endpoint, json_body
 @functions_framework.http
 @http_endpoint("embed")
 def embed(request: flask.Request):
+    if request.method == "GET" and request.path == "/healthz":
+        if request.args.get("warm"):
+            services.embedder().embed_query("warm-up")
+        return flask.jsonify({"status": "ok"})
     if request.method != "POST":
         raise BadRequest("use POST")
     body = json_body(request)

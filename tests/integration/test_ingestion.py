@@ -298,3 +298,9 @@ def test_old_events_and_folder_placeholders_are_acknowledged_without_work(stack)
     with stack.services.database().transaction() as cur:
         cur.execute("SELECT event_id, outcome FROM ingest_events ORDER BY event_id")
         assert [tuple(r) for r in cur.fetchall()] == [("folder", "ignored"), ("too-old", "ignored")]
+
+
+def test_embed_health_check_can_warm_the_model(stack):
+    assert stack.embed.client.get("/healthz").get_json() == {"status": "ok"}
+    assert stack.embed.client.get("/healthz?warm=1").status_code == 200
+    assert stack.services.embedder().calls  # the hashing test embedder was called once to warm up
