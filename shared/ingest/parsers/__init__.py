@@ -26,9 +26,6 @@ from shared.models import ParsedDocument
 
 __all__ = ["detect_format", "decode_text", "parse_document", "title_from_filename"]
 
-# --------------------------------------------------------------------------------------------------------------
-# Entry point
-# --------------------------------------------------------------------------------------------------------------
 
 _FORMAT_BY_EXTENSION = {
     ".md": "markdown",
@@ -90,8 +87,6 @@ def detect_format(filename: str, content_type: str | None = None) -> str:
     supported = ", ".join(sorted(_FORMAT_BY_EXTENSION))
     what = f"'{extension}'" if extension else f"(no extension, content type '{mime or 'unknown'}')"
     raise UnsupportedFile(f"unsupported file type {what}; supported: {supported}")
-
-
 
 
 # format -> (module, function): a module is imported on first use, so an instance loads only the libraries of

@@ -14,10 +14,6 @@ from shared.errors import CorruptFile
 from shared.ingest.parsers.common import _collapse, _first_heading, _list_line, _short_reason, _table_blocks
 from shared.models import Block, ParsedDocument
 
-# --------------------------------------------------------------------------------------------------------------
-# DOCX (python-docx)
-# --------------------------------------------------------------------------------------------------------------
-
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.I)
 _CODE_STYLES = {"code", "source code", "html preformatted", "macro text", "plain text", "code block"}
 _ORDERED_FORMATS = {"decimal", "decimalZero", "lowerLetter", "upperLetter", "lowerRoman", "upperRoman"}

@@ -11,10 +11,6 @@ from shared.errors import CorruptFile, UnsupportedFile
 from shared.ingest.parsers.common import _collapse, _collapse_lines, _normalise_newlines, decode_text
 from shared.models import Block, ParsedDocument
 
-# --------------------------------------------------------------------------------------------------------------
-# FAQ sheets (CSV, JSON)
-# --------------------------------------------------------------------------------------------------------------
-
 _QUESTION_FIELDS = ("question", "q", "title", "query")
 _ANSWER_FIELDS = ("answer", "a", "response", "reply")
 _CATEGORY_FIELDS = ("category", "topic", "section")

@@ -7,14 +7,6 @@ import re
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PreformattedString, Tag
 
-from shared.models import Block, ParsedDocument
-
-try:  # lxml is faster and more forgiving than the standard library's parser; python-docx brings it along
-    import lxml  # noqa: F401
-
-    _HTML_PARSER = "lxml"
-except ImportError:  # pragma: no cover
-    _HTML_PARSER = "html.parser"
 from shared.ingest.parsers.common import (
     _SPACE,
     _collapse,
@@ -24,10 +16,15 @@ from shared.ingest.parsers.common import (
     _table_blocks,
     decode_text,
 )
+from shared.models import Block, ParsedDocument
 
-# --------------------------------------------------------------------------------------------------------------
-# HTML (BeautifulSoup)
-# --------------------------------------------------------------------------------------------------------------
+try:  # lxml is faster and more forgiving than the standard library's parser; python-docx brings it along
+    import lxml  # noqa: F401
+
+    _HTML_PARSER = "lxml"
+except ImportError:  # pragma: no cover
+    _HTML_PARSER = "html.parser"
+
 
 _DROPPED_TAGS = ("script", "style", "nav", "header", "footer", "aside", "form", "noscript", "svg", "template",
                  "iframe", "button", "select", "textarea", "canvas", "object", "head")

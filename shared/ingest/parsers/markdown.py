@@ -20,10 +20,6 @@ from shared.ingest.parsers.common import (
 from shared.ingest.parsers.html import _html_fragment_blocks
 from shared.models import Block, ParsedDocument
 
-# --------------------------------------------------------------------------------------------------------------
-# Markdown (markdown-it-py)
-# --------------------------------------------------------------------------------------------------------------
-
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)(?:^---|^\.\.\.)[ \t]*$\n?", re.S | re.M)
 _FRONT_MATTER_LINE = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:[ \t]*(.*)$")
 

@@ -17,10 +17,6 @@ from shared.ingest.parsers.common import _collapse, _first_heading, _short_reaso
 from shared.ingest.parsers.text import _LIST_ITEM, _SENTENCE_END, _line_group_blocks, plain_text_blocks
 from shared.models import Block, ParsedDocument
 
-# --------------------------------------------------------------------------------------------------------------
-# PDF (pypdf)
-# --------------------------------------------------------------------------------------------------------------
-
 # "7", "- 7 -", "7 of 12", "Page 7", "... | Page 7 of 12": page numbering, when found on a page's first or last lines.
 _PAGE_NUMBER = re.compile(r"^[-–\s]*\d+[-–\s]*((of|/)\s*\d+)?$|\bpage\s+\d+(\s*(of|/)\s*\d+)?\s*$", re.I)
 _FILE_LIKE_TITLE = re.compile(r"(^microsoft (word|powerpoint) - )|(\.(docx?|pdf|pptx?|odt|rtf)$)|^untitled", re.I)

@@ -8,10 +8,6 @@ import re
 from shared.ingest.parsers.common import _collapse, _list_line, decode_text
 from shared.models import Block, ParsedDocument
 
-# --------------------------------------------------------------------------------------------------------------
-# Plain text (also the fallback layout for PDF pages without positions)
-# --------------------------------------------------------------------------------------------------------------
-
 _LIST_ITEM = re.compile(r"^(\s*)(?:([-*+•‣◦▪●○■–])|(\d{1,3})[.)])\s+(\S.*)$")
 _UNDERLINE = re.compile(r"^\s*(={3,}|-{3,})\s*$")
 _RULE = re.compile(r"^\s*([-=*_~#])\1{2,}\s*$")
