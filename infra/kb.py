@@ -86,5 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    from shared.errors import AppError
+
+    try:
+        return main(argv)
+    except AppError as exc:
+        print(f"error: {exc}" + (" (is `make dev` running, and .local/stack.env sourced?)"
+                                 if exc.code == "database_unavailable" else ""), file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
