@@ -48,26 +48,21 @@ def load_documents(corpus: Path, prefix: str, limit: int | None) -> list[tuple[s
     return docs
 
 
-def progress(db_url: str) -> dict[str, int]:
-    import pg8000.dbapi
-
-    from shared.db import _direct_connect_args
-
-    conn = pg8000.dbapi.connect(**_direct_connect_args(db_url))
-    try:
-        cur = conn.cursor()
+def progress(db) -> dict[str, float]:
+    """Versions per status, ready chunks, and the summed stage timings of ready versions."""
+    with db.transaction() as cur:
         cur.execute("SELECT status, count(*), coalesce(sum(chunk_count), 0) FROM document_versions GROUP BY status")
         rows = cur.fetchall()
         counts = {status: n for status, n, _ in rows}
         counts["chunks"] = sum(int(c) for status, _, c in rows if status == "ready")
-        cur.execute("SELECT coalesce(sum((timings->>'embed_ms')::float), 0), coalesce(sum((timings->>'chunk_ms')::float), 0), "
-                    "coalesce(sum((timings->>'index_ms')::float), 0), coalesce(sum((timings->>'parse_ms')::float), 0), "
-                    "coalesce(sum(embedded_count), 0) FROM document_versions WHERE status = 'ready'")
+        cur.execute(
+            "SELECT coalesce(sum((timings->>'embed_ms')::float), 0), coalesce(sum((timings->>'chunk_ms')::float), 0), "
+            "coalesce(sum((timings->>'index_ms')::float), 0), coalesce(sum((timings->>'parse_ms')::float), 0), "
+            "coalesce(sum(embedded_count), 0) FROM document_versions WHERE status = 'ready'"
+        )
         embed_ms, chunk_ms, index_ms, parse_ms, embedded = cur.fetchone()
-        counts.update(embed_ms=embed_ms, chunk_ms=chunk_ms, index_ms=index_ms, parse_ms=parse_ms, embedded=embedded)
-        return counts
-    finally:
-        conn.close()
+    counts.update(embed_ms=embed_ms, chunk_ms=chunk_ms, index_ms=index_ms, parse_ms=parse_ms, embedded=embedded)
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,9 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         uploaded = time.perf_counter() - started
         print(f"uploaded in {uploaded:.1f} s")
 
+        from shared.config import Settings
+        from shared.db import Database
+
+        db = Database(Settings.from_env({"DATABASE_URL": stack.postgres.url}).validate())
         last_report = 0.0
         while True:
-            state = progress(stack.postgres.url)
+            state = progress(db)
             done = state.get("ready", 0) + state.get("failed", 0)
             now = time.perf_counter() - started
             if done >= len(docs):
@@ -125,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1)
         elapsed = time.perf_counter() - started
         done = state.get("ready", 0) + state.get("failed", 0)
+        db.close()
 
     total_stage = state["embed_ms"] + state["chunk_ms"] + state["index_ms"] + state["parse_ms"] or 1
     print(f"\ningested {state.get('ready', 0)} documents ({state.get('failed', 0)} failed) into {state['chunks']} chunks "

@@ -5,9 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-BLOCK_KINDS = ("heading", "paragraph", "list", "code", "table", "faq")
-
-
 @dataclass(frozen=True)
 class Block:
     """One structural unit of a parsed document, in reading order.
@@ -44,10 +41,6 @@ class ParsedDocument:
     title: str
     blocks: list[Block]
 
-    @property
-    def text_length(self) -> int:
-        return sum(len(b.text) + len(b.info) for b in self.blocks)
-
 
 @dataclass(frozen=True)
 class ChunkDraft:
@@ -60,10 +53,7 @@ class ChunkDraft:
 
     @property
     def embedding_text(self) -> str:
-        """The text that is embedded: heading path as context, then the body."""
-        if self.heading_path:
-            return " > ".join(self.heading_path) + "\n\n" + self.text
-        return self.text
+        return embedding_text(self.heading_path, self.text)
 
     @property
     def content_hash(self) -> str:
@@ -90,9 +80,7 @@ class Chunk:
 
     @property
     def embedding_text(self) -> str:
-        if self.heading_path:
-            return " > ".join(self.heading_path) + "\n\n" + self.text
-        return self.text
+        return embedding_text(self.heading_path, self.text)
 
 
 @dataclass(frozen=True)
@@ -109,6 +97,11 @@ class VectorMatch:
     id: str
     score: float
     metadata: dict = field(default_factory=dict)
+
+
+def embedding_text(heading_path: tuple[str, ...], text: str) -> str:
+    """The text that is embedded: the heading path as context, then the body."""
+    return " > ".join(heading_path) + "\n\n" + text if heading_path else text
 
 
 def content_hash(text: str | bytes) -> str:
