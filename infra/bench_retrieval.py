@@ -43,12 +43,17 @@ def as_markdown(doc: Document) -> bytes:
     return (f"---\ntitle: {title}\n---\n{doc.text}" if title else doc.text).encode()
 
 
-def index_corpus(docs: list[Document], store: DocumentStore, indexer) -> tuple[int, int]:
-    """Record and index every document that is not indexed with this content yet; return (indexed, skipped)."""
+def index_corpus(docs: list[Document], store: DocumentStore, indexer, settings, embedder, cache) -> tuple[int, int]:
+    """Record and index every document that is not indexed with this content yet; return (indexed, skipped).
+
+    The chunks of all pending documents are embedded first, sorted by length, in large slabs (padding is what makes a
+    transformer slow on short texts); indexing then finds every vector in the cache. The result is the same as
+    indexing document by document, only faster."""
+    from shared.ingest.chunker import chunk_document
     from shared.ingest.parsers import parse_document
 
-    indexed = skipped = 0
-    for number, doc in enumerate(docs, 1):
+    pending, skipped = [], 0
+    for doc in docs:
         data = as_markdown(doc)
         doc_id, digest = document_id(TENANT, source_uri(doc)), content_hash(data)
         existing = store.get_document(doc_id)
@@ -61,15 +66,24 @@ def index_corpus(docs: list[Document], store: DocumentStore, indexer) -> tuple[i
             parsed = parse_document(data, "document.md", "text/markdown")
         except DocumentRejected:
             continue
+        pending.append((doc, doc_id, digest, data, parsed))
+
+    texts = sorted({d.embedding_text for *_, parsed in pending
+                    for d in chunk_document(parsed, settings.chunk_max_tokens, settings.chunk_overlap_tokens)}, key=len)
+    slab = 2048
+    for start in range(0, len(texts), slab):
+        embedder.embed_documents(texts[start : start + slab], cache=cache)
+        print(f"  embedded {min(start + slab, len(texts))}/{len(texts)} chunk texts", flush=True)
+
+    for number, (doc, doc_id, digest, data, parsed) in enumerate(pending, 1):
         version = store.record_version(doc_id=doc_id, tenant=TENANT, source_uri=source_uri(doc), url="",
                                        topic=doc.id.split(":", 1)[0], title=parsed.title, generation=1,
                                        content_hash=digest, content_type="text/markdown", size_bytes=len(data),
                                        blocks=parsed.blocks, status="queued")
         indexer.index_version(version.id)
-        indexed += 1
-        if number % 250 == 0:
-            print(f"  indexed {number}/{len(docs)}", flush=True)
-    return indexed, skipped
+        if number % 500 == 0:
+            print(f"  indexed {number}/{len(pending)}", flush=True)
+    return len(pending), skipped
 
 
 def rank_documents(hits, beir_ids: dict[str, str]) -> tuple[list[str], dict[str, float]]:
@@ -135,7 +149,8 @@ def run(args, url: str) -> int:
     db = Database(settings)
     apply_migrations(db)
     store, embedder, index = DocumentStore(db), create_embedder(settings), create_vector_index(settings, db)
-    indexer = Indexer(settings, store, embedder, EmbeddingCache(db), index)
+    cache = EmbeddingCache(db)
+    indexer = Indexer(settings, store, embedder, cache, index)
 
     docs = list(load_corpus(args.directory / args.corpus))[: args.limit_docs]
     queries = load_queries(args.directory / args.queries)
@@ -145,7 +160,7 @@ def run(args, url: str) -> int:
     print(f"{len(docs)} documents, {len(queries)} judged queries, embedder {embedder.key}, index {index.name}")
 
     started = time.perf_counter()
-    indexed, skipped = index_corpus(docs, store, indexer)
+    indexed, skipped = index_corpus(docs, store, indexer, settings, embedder, cache)
     print(f"indexing: {indexed} indexed, {skipped} unchanged, {time.perf_counter() - started:.1f} s")
 
     beir_ids = {document_id(TENANT, source_uri(d)): d.id for d in docs}

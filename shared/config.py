@@ -116,6 +116,30 @@ class Settings:
     )
     # --- end of conversation memory (Firestore) ---
 
+    # --- chat ------------------------------------------------------------------------------------------------------
+    generation_model: str = setting("GENERATION_MODEL", "gemini-2.5-flash", "Gemini model that writes answers and "
+                                    "rewrites follow-up questions (used when a Gemini key or Vertex AI is set).")
+    chat_allowed_origins: str = setting(
+        "CHAT_ALLOWED_ORIGINS", "http://localhost:8080,http://127.0.0.1:8080",
+        "Comma-separated browser origins allowed to call the chat API (CORS); `*` allows any.",
+    )
+    chat_max_body_bytes: int = setting("CHAT_MAX_BODY_BYTES", 16 * 1024, "Largest accepted chat request body.")
+    chat_max_message_chars: int = setting("CHAT_MAX_MESSAGE_CHARS", 4000, "Longest accepted chat message.")
+    chat_history_messages: int = setting(
+        "CHAT_HISTORY_MESSAGES", 6, "Buffer window: the last N messages given to the model with the summary."
+    )
+    chat_max_sources: int = setting("CHAT_MAX_SOURCES", 5, "Documents given to the model as numbered sources.")
+    answer_min_confidence: float = setting(
+        "ANSWER_MIN_CONFIDENCE", 0.5, "Below this retrieval confidence the assistant says it does not know and "
+        "offers a human (the question is recorded as a coverage gap).",
+    )
+    handoff_webhook_url: str = setting(
+        "HANDOFF_WEBHOOK_URL", "", "POST each hand-off ticket as JSON here (e.g. your help desk); empty: Firestore only."
+    )
+    sse_heartbeat_seconds: float = setting(
+        "SSE_HEARTBEAT_SECONDS", 10.0, "Send an SSE comment line after this long without an event."
+    )
+
     # ------------------------------------------------------------------------------------------------------------
     def validate(self) -> Settings:
         """Fail early, saying what to set and why."""
@@ -155,7 +179,25 @@ class Settings:
             )
         if self.policy_cache_seconds < 0:
             raise ConfigurationError("POLICY_CACHE_SECONDS must be at least 0")
+        if self.chat_max_message_chars < 1 or self.chat_max_body_bytes < self.chat_max_message_chars:
+            raise ConfigurationError("CHAT_MAX_MESSAGE_CHARS must be at least 1 and CHAT_MAX_BODY_BYTES at least as "
+                                     "large")
+        if self.chat_history_messages < 0 or self.chat_max_sources < 1:
+            raise ConfigurationError("CHAT_HISTORY_MESSAGES must be at least 0 and CHAT_MAX_SOURCES at least 1")
+        if not 0.0 <= self.answer_min_confidence <= 1.0:
+            raise ConfigurationError("ANSWER_MIN_CONFIDENCE must be between 0 and 1")
+        if self.sse_heartbeat_seconds <= 0:
+            raise ConfigurationError("SSE_HEARTBEAT_SECONDS must be positive")
         return self
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.chat_allowed_origins.split(",") if o.strip())
+
+    @property
+    def generation_enabled(self) -> bool:
+        """True when answers come from Gemini; otherwise they are extractive (quoted from the documentation)."""
+        return bool(self.gemini_api_key or self.gemini_vertexai)
 
     @property
     def queue_path(self) -> str:

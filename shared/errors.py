@@ -71,6 +71,10 @@ class RateLimited(AppError):
     retryable = True
     public_message = "too many requests"
 
+    def __init__(self, message: str = "", *, retry_after: int = 10, public_message: str | None = None):
+        super().__init__(message, public_message=public_message)
+        self.retry_after = max(1, int(retry_after))
+
 
 class ConfigurationError(AppError):
     status = 500

@@ -22,7 +22,7 @@ def error_response(exc: AppError) -> flask.Response:
     response = flask.jsonify(body)
     response.status_code = exc.status
     if exc.retryable:
-        response.headers["Retry-After"] = "10"
+        response.headers["Retry-After"] = str(getattr(exc, "retry_after", 10))
     return response
 
 
