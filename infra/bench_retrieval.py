@@ -8,13 +8,15 @@ Documents are indexed once into a persistent PostgreSQL under `.local/bench-retr
 keyword, vector, hybrid — at the document level (a document scores as its best chunk; the qrels name documents), and
 nDCG@10, Recall@10 and MRR@10 are printed per `metadata.split` and overall, with per-query latency p50/p95.
 
-Hybrid here is a first, untuned fusion (a weighted sum of per-leg scores scaled to [0, 1]); choosing and validating
-the fusion is issue #3's work.
+The hybrid ranking is the product's own `shared.retrieval.hybrid.Retriever` (the one chat uses); the keyword and
+vector rankings are its two legs before fusion. Latency is per query, as chat sees it (the hybrid figure includes
+embedding the question, both legs, the identifier lookup and fusion).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -96,17 +98,6 @@ def rank_documents(hits, beir_ids: dict[str, str]) -> tuple[list[str], dict[str,
     return sorted(best, key=lambda d: -best[d]), best
 
 
-def fuse(keyword: dict[str, float], vector: dict[str, float], vector_weight: float = 0.7) -> list[str]:
-    """A first hybrid: each leg's scores divided by its best score, then a weighted sum."""
-    def scaled(scores):
-        top = max(scores.values(), default=0.0) or 1.0
-        return {d: s / top for d, s in scores.items()}
-
-    k, v = scaled(keyword), scaled(vector)
-    combined = {d: vector_weight * v.get(d, 0.0) + (1 - vector_weight) * k.get(d, 0.0) for d in set(k) | set(v)}
-    return sorted(combined, key=lambda d: -combined[d])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory", type=Path, help="a BEIR-layout directory")
@@ -116,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-docs", type=int, help="index only the first N documents (a smoke run)")
     parser.add_argument("--database-url", help="use this database instead of a local one under .local/")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".local" / "bench-retrieval")
+    parser.add_argument("--dump", type=Path, help="write every query's per-leg chunk hits here (JSON lines)")
     args = parser.parse_args(argv)
     logging.basicConfig(level="WARNING")
 
@@ -141,6 +133,7 @@ def run(args, url: str) -> int:
     from shared.embeddings import create_embedder
     from shared.embeddings.cache import EmbeddingCache
     from shared.ingest.indexer import Indexer
+    from shared.retrieval.hybrid import Retriever
     from shared.retrieval.keyword import KeywordSearch
     from shared.retrieval.vector import VectorSearch
     from shared.vectors import create_vector_index
@@ -164,25 +157,36 @@ def run(args, url: str) -> int:
     print(f"indexing: {indexed} indexed, {skipped} unchanged, {time.perf_counter() - started:.1f} s")
 
     beir_ids = {document_id(TENANT, source_uri(d)): d.id for d in docs}
-    keyword, vector = KeywordSearch(db), VectorSearch(db, embedder, index)
+    retriever = Retriever(db, KeywordSearch(db), VectorSearch(db, embedder, index), candidates=CANDIDATES)
+    retriever.retrieve("warm-up question", TENANT)  # load the model, fill the statistics caches
     scores = defaultdict(lambda: defaultdict(list))  # split -> "leg metric" -> values
     latency = defaultdict(list)
+    dump = args.dump.open("w") if args.dump else None
     for query in queries:
-        t0 = time.perf_counter()
-        k_rank, k_scores = rank_documents(keyword.search(query.text, TENANT, CANDIDATES), beir_ids)
-        t1 = time.perf_counter()
-        v_rank, v_scores = rank_documents(vector.search(query.text, TENANT, CANDIDATES), beir_ids)
-        t2 = time.perf_counter()
-        h_rank = fuse(k_scores, v_scores)
-        latency["keyword"].append((t1 - t0) * 1000)
-        latency["vector"].append((t2 - t1) * 1000)
-        latency["hybrid"].append((time.perf_counter() - t0) * 1000)
+        result = retriever.retrieve(query.text, TENANT, top_k=CANDIDATES)
+        latency["keyword"].append(result.timings["keyword_ms"])
+        latency["vector"].append(result.timings["vector_ms"])
+        latency["hybrid"].append(result.timings["total_ms"])
+        rankings = {
+            "keyword": rank_documents(result.keyword_hits, beir_ids)[0],
+            "vector": rank_documents(result.vector_hits, beir_ids)[0],
+            "hybrid": [beir_ids[d.document_id] for d in result.documents if d.document_id in beir_ids],
+        }
+        if dump:
+            dump.write(json.dumps({"id": query.id, "split": query.split, "text": query.text, "identifiers":
+                                   result.identifiers, **{leg: [[beir_ids.get(h.document_id), h.chunk_id, h.score]
+                                                               for h in hits] for leg, hits in
+                                                         (("keyword", result.keyword_hits),
+                                                          ("vector", result.vector_hits),
+                                                          ("exact", result.exact_hits))}}) + "\n")
         relevant = qrels[query.id]
-        for leg, ranking in (("keyword", k_rank), ("vector", v_rank), ("hybrid", h_rank)):
+        for leg, ranking in rankings.items():
             for split in (query.split or "all", "ALL") if query.split else ("ALL",):
                 scores[split][f"{leg} ndcg"].append(ndcg_at(ranking, relevant))
                 scores[split][f"{leg} recall"].append(recall_at(ranking, relevant))
                 scores[split][f"{leg} mrr"].append(mrr_at(ranking, relevant))
+    if dump:
+        dump.close()
 
     print(f"\n{'split':<22}{'n':>5}  " + "  ".join(f"{leg:>22}" for leg in ("keyword", "vector", "hybrid")))
     print(f"{'':<22}{'':>5}  " + "  ".join(f"{'nDCG@10 R@10 MRR@10':>22}" for _ in range(3)))

@@ -143,7 +143,7 @@ class MemoryStore:
     # --- turns and messages ----------------------------------------------------------------------------------------
 
     def append_turn(self, session: Session, user_text: str, assistant_text: str, citations: Iterable[dict] = (),
-                    action: str | None = None, confidence: float | None = None) -> Turn:
+                    action: str | None = None, confidence: float | None = None, turn_id: str | None = None) -> Turn:
         """Save a question and its reply in one batch, count the turn and slide the session's expiry.
 
         Updates `session` in place (turn_count, updated_at, expires_at). A signed user's long-term history is
@@ -158,7 +158,9 @@ class MemoryStore:
             raise NotFound("session expired", public_message="session expired; start a new one")
         expires_at = now + self._ttl
         number = session.turn_count + 1
-        turn_id = secrets.token_urlsafe(12)
+        turn_id = turn_id or new_turn_id()
+        if not TURN_ID.fullmatch(turn_id):
+            raise ValueError("a turn id comes from new_turn_id()")
         user = Message(id=f"{turn_id}-u", role="user", text=user_text, turn_id=turn_id, seq=2 * number - 2,
                        created_at=now)
         assistant = Message(id=f"{turn_id}-a", role="assistant", text=assistant_text, turn_id=turn_id,
@@ -356,6 +358,11 @@ class MemoryStore:
         if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
             raise ValueError("a user id is 1-128 characters of [A-Za-z0-9_@.:-]")
         return self._connection.client.collection("users").document(f"{tenant}:{user_id}")
+
+
+def new_turn_id() -> str:
+    """A fresh turn id (chat announces it before the turn is saved)."""
+    return secrets.token_urlsafe(12)
 
 
 def normalize_question(question: str) -> str:

@@ -1,0 +1,202 @@
+"""Hybrid retrieval: both legs, fused, exact identifiers first, chunks grouped by document.
+
+    question ──┬─ keyword leg (BM25F over PostgreSQL postings) ──┐
+               └─ vector leg (embedding -> vector index) ────────┴─ fuse per chunk -> group by document
+    + identifiers in the question (error codes, quoted strings, product names) found verbatim in a few chunks
+      put those chunks first.
+
+Fusion. Reciprocal-rank fusion throws the scores away and lets a weak leg drag a strong one down (on our benchmark
+it scores well below dense retrieval alone). Here each leg's scores are kept and scaled: the vector leg's cosine
+similarity is already on an absolute scale; the keyword leg's BM25 score is divided by the best score of the query.
+A chunk found by one leg only gets the other leg's lowest score in this result list as its estimate (it ranked
+below everything listed), not zero. The fused score is `vector_weight * vector + (1 - vector_weight) * keyword`,
+with most of the weight on the stronger leg (see README, Benchmarks, for the figures per split).
+
+Confidence (0..1) is how sure the retriever is that the best document answers the question; chat uses it to decide
+between answering and saying it does not know. It rests on the best document's cosine similarity (absolute,
+comparable across questions) and is raised by an exact identifier match.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from shared.db import Database
+from shared.retrieval import ChunkHit
+
+
+@dataclass(frozen=True)
+class DocumentHit:
+    """One document with its best chunks (in document order) and how it was found."""
+
+    document_id: str
+    title: str
+    url: str
+    source_uri: str
+    topic: str
+    score: float  # fused; comparable within one result only
+    vector_score: float  # best chunk's cosine similarity (0 if the vector leg missed it)
+    keyword_score: float  # best chunk's BM25 divided by the query's best (0 if the keyword leg missed it)
+    chunks: tuple[ChunkHit, ...]
+    exact: bool = False  # an identifier of the question occurs verbatim in it
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    query: str
+    documents: list[DocumentHit]
+    confidence: float
+    identifiers: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
+    keyword_hits: list[ChunkHit] = field(default_factory=list)  # each leg's chunks, for evaluation and debugging
+    vector_hits: list[ChunkHit] = field(default_factory=list)
+    exact_hits: list[ChunkHit] = field(default_factory=list)
+
+
+# --- identifiers ----------------------------------------------------------------------------------------------------
+_QUOTED = re.compile(r"[\"“”«»`']([^\"“”«»`'\n]{2,80})[\"“”«»`']")
+_CODE = re.compile(r"(?<![\w-])(?=[\w.:/-]*\d)(?=[\w.:/-]*[A-Za-z])[A-Za-z0-9][\w.:/-]*[A-Za-z0-9](?![\w-])"
+                   r"|(?<![\w.-])\d{3,}(?![\w-])")
+_NAME = re.compile(r"(?<![\w'’-])(?:[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*|[A-Z]{2,}[A-Z0-9_]*|[A-Z][a-z]{2,})(?![\w'’-])")
+_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|\n)\s*$")
+MAX_IDENTIFIERS = 5
+RARE_CHUNKS = 25  # an identifier matching more chunks than this does not identify anything
+
+
+def find_identifiers(question: str) -> list[str]:
+    """Candidate identifiers in a question: quoted strings, codes with digits (BW-4012, 0x80070005, 404), and names
+    (CamelCase, ALLCAPS, or Capitalised words not starting a sentence). Whether one identifies anything is decided
+    against the knowledge base (it must be rare there)."""
+    found: list[str] = []
+    for match in _QUOTED.finditer(question):
+        found.append(match.group(1).strip())
+    unquoted = _QUOTED.sub(" ", question)
+    found += [m.group(0) for m in _CODE.finditer(unquoted)]
+    for match in _NAME.finditer(unquoted):
+        word = match.group(0)
+        if word[1:].islower() and _SENTENCE_START.search(unquoted[: match.start()]):
+            continue  # "How ..." at a sentence start is not a name
+        found.append(word)
+    return list(dict.fromkeys(f for f in found if f))[:MAX_IDENTIFIERS]
+
+
+def _verbatim_pattern(identifier: str) -> str:
+    """A case-insensitive PostgreSQL regex matching the identifier as a whole token."""
+    escaped = re.sub(r"([\\.^$|?*+()\[\]{}-])", r"\\\1", identifier)
+    return rf"(^|[^[:alnum:]_]){escaped}($|[^[:alnum:]_])"
+
+
+_EXACT_SQL = """
+SELECT c.id, c.document_id, c.title, c.heading_path, c.content, c.source_uri, c.url, c.topic
+FROM chunks c
+WHERE c.tenant = %s AND c.search_vector @@ phraseto_tsquery('english', %s)
+  AND (c.content ~* %s OR c.title ~* %s OR c.headings ~* %s) TOPIC_FILTER
+LIMIT %s
+"""
+
+
+# --- the retriever --------------------------------------------------------------------------------------------------
+class Retriever:
+    def __init__(self, db: Database, keyword, vector, *, vector_weight: float = 0.7, candidates: int = 50,
+                 chunks_per_document: int = 3, confident_similarity: float = 0.55, unrelated_similarity: float = 0.2):
+        self._db = db
+        self.keyword = keyword
+        self.vector = vector
+        self._vector_weight = vector_weight
+        self._candidates = candidates
+        self._chunks_per_document = chunks_per_document
+        self._confident = confident_similarity
+        self._unrelated = unrelated_similarity
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retrieve")
+
+    def retrieve(self, query: str, tenant: str, top_k: int = 10, topics: list[str] | None = None) -> RetrievalResult:
+        """The `top_k` best documents for a standalone question, best first."""
+        started = time.perf_counter()
+        vector_future = self._pool.submit(self.vector.search, query, tenant, self._candidates, topics)
+        keyword_hits = self.keyword.search(query, tenant, self._candidates, topics)
+        keyword_done = time.perf_counter()
+        vector_hits = vector_future.result()
+        vector_done = time.perf_counter()
+        identifiers, exact = self._exact_matches(query, tenant, topics)
+        documents = self.fuse(keyword_hits, vector_hits, exact)[:top_k]
+        finished = time.perf_counter()
+        return RetrievalResult(
+            query=query, documents=documents, confidence=self.confidence(documents), identifiers=identifiers,
+            timings={"keyword_ms": _ms(started, keyword_done), "vector_ms": _ms(started, vector_done),
+                     "total_ms": _ms(started, finished)},
+            keyword_hits=keyword_hits, vector_hits=vector_hits, exact_hits=exact,
+        )
+
+    def fuse(self, keyword_hits: list[ChunkHit], vector_hits: list[ChunkHit],
+             exact: list[ChunkHit] = ()) -> list[DocumentHit]:
+        """Fused chunk scores grouped into documents, best first; documents with an exact identifier match lead."""
+        kw_top = max((h.score for h in keyword_hits), default=0.0) or 1.0
+        keyword = {h.chunk_id: h.score / kw_top for h in keyword_hits}
+        vector = {h.chunk_id: h.score for h in vector_hits}
+        kw_floor = min(keyword.values(), default=0.0)
+        vec_floor = min(vector.values(), default=0.0)
+        chunks = {h.chunk_id: h for h in (*vector_hits, *keyword_hits, *exact)}
+        exact_ids = {h.chunk_id for h in exact}
+        w = self._vector_weight
+        fused = {cid: w * vector.get(cid, vec_floor) + (1 - w) * keyword.get(cid, kw_floor) for cid in chunks}
+
+        by_document: dict[str, list[str]] = {}
+        for cid in sorted(chunks, key=lambda c: (c not in exact_ids, -fused[c], c)):
+            by_document.setdefault(chunks[cid].document_id, []).append(cid)
+        documents = []
+        for doc_id, ids in by_document.items():
+            best = ids[0]
+            kept = sorted(ids[: self._chunks_per_document], key=_ordinal)
+            head = chunks[best]
+            documents.append(DocumentHit(
+                document_id=doc_id, title=head.title, url=head.url, source_uri=head.source_uri, topic=head.topic,
+                score=fused[best], vector_score=max((vector.get(c, 0.0) for c in ids), default=0.0),
+                keyword_score=max((keyword.get(c, 0.0) for c in ids), default=0.0),
+                chunks=tuple(chunks[c] for c in kept), exact=any(c in exact_ids for c in ids),
+            ))
+        documents.sort(key=lambda d: (not d.exact, -d.score, d.document_id))
+        return documents
+
+    def confidence(self, documents: list[DocumentHit]) -> float:
+        """0 when nothing related was found, 1 when the best document is clearly about the question."""
+        if not documents:
+            return 0.0
+        best = documents[0]
+        similarity = max(d.vector_score for d in documents[:3])
+        scaled = (similarity - self._unrelated) / (self._confident - self._unrelated)
+        if best.exact:
+            scaled = max(scaled, 0.8)
+        return round(min(1.0, max(0.0, scaled)), 3)
+
+    def _exact_matches(self, query: str, tenant: str, topics: list[str] | None) -> tuple[list[str], list[ChunkHit]]:
+        """Identifiers of the question that occur verbatim in at most RARE_CHUNKS chunks, and those chunks."""
+        identifiers = find_identifiers(query)
+        if not identifiers:
+            return [], []
+        matched: list[str] = []
+        hits: list[ChunkHit] = []
+        sql = _EXACT_SQL.replace("TOPIC_FILTER", "AND c.topic = ANY(%s)" if topics else "")
+        with self._db.transaction() as cur:
+            for identifier in identifiers:
+                pattern = _verbatim_pattern(identifier)
+                cur.execute(sql, [tenant, identifier, pattern, pattern, pattern,
+                                  *([list(topics)] if topics else []), RARE_CHUNKS + 1])
+                rows = cur.fetchall()
+                if not rows or len(rows) > RARE_CHUNKS:
+                    continue
+                matched.append(identifier)
+                hits += [ChunkHit(chunk_id=r[0], document_id=r[1], score=1.0, title=r[2],
+                                  heading_path=tuple(r[3] or ()), text=r[4], source_uri=r[5], url=r[6], topic=r[7])
+                         for r in rows]
+        return matched, hits
+
+
+def _ordinal(chunk_id: str) -> int:
+    return int(chunk_id.rsplit("#", 1)[-1]) if chunk_id.rsplit("#", 1)[-1].isdigit() else 0
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000, 1)
