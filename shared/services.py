@@ -63,10 +63,33 @@ def memory_store():
     return MemoryStore.from_settings(get_settings())
 
 
+@functools.lru_cache(maxsize=1)
+def retriever():
+    """Hybrid retrieval (full-text + vectors, fused) over this instance's database and vector index."""
+    from shared.retrieval.hybrid import Retriever
+    from shared.retrieval.keyword import KeywordSearch
+    from shared.retrieval.vector import VectorSearch
+
+    db = database()
+    return Retriever(db, KeywordSearch(db), VectorSearch(db, embedder(), vector_index()))
+
+
+@functools.lru_cache(maxsize=1)
+def chat_service():
+    """The conversation service: Gemini answers when a key (or Vertex AI) is configured, quoted ones otherwise."""
+    from shared.chat.service import ChatService
+    from shared.llm import create_answerer, create_rewriter, create_summarizer
+
+    settings = get_settings()
+    return ChatService(settings, memory_store(), retriever(), create_answerer(settings), create_rewriter(settings),
+                       create_summarizer(settings))
+
+
 def reset() -> None:
     """Forget every built service and the settings (tests change the environment between cases)."""
     if database.cache_info().currsize:
         database().close()
-    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, memory_store):
-        factory.cache_clear()
+    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, memory_store, retriever,
+                    chat_service):
+        getattr(factory, "cache_clear", lambda: None)()  # a test may have replaced a factory with a fake
     get_settings.cache_clear()

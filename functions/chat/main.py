@@ -1,22 +1,87 @@
-"""chat: the HTTPS API the web widget calls. Only the health check exists yet; the conversation API is issue #3."""
+"""chat: the HTTPS API the web widget calls; `openapi.yaml` next to this file is the contract.
+
+    GET  /healthz (and /)        {"status": "ok"}
+    POST /v1/chat                the answer as Server-Sent Events, or one JSON object with `Accept: application/json`
+    GET  /v1/sessions/{id}       the conversation (`?tenant=` optional)
+    POST /v1/feedback            204
+    POST /v1/handoff             201 {ticket_id, status}
+    OPTIONS /v1/...              CORS preflight
+
+Parsing, CORS and streaming live in `shared.chat.http`; the conversation itself in the chat service. Refusals
+(bad field, bad token, rate limit) are raised by `start_turn` before a byte is sent, so they are plain 4xx answers.
+"""
+
+import functools
 
 import flask
 import functions_framework
+from werkzeug.routing import Map, Rule
 
-from shared.errors import AppError, NotFound
-from shared.web import http_endpoint
+from shared import services
+from shared.chat import http
+from shared.config import Settings, get_settings
+from shared.errors import NotFound
+from shared.web import error_response, http_endpoint
 
-
-class NotImplementedYet(AppError):
-    status = 501
-    public_message = "the chat API is not available in this release yet"
+ROUTES = Map([
+    Rule("/", endpoint="health", methods=["GET"]),
+    Rule("/healthz", endpoint="health", methods=["GET"]),
+    Rule("/v1/chat", endpoint="chat", methods=["POST", "OPTIONS"]),
+    Rule("/v1/sessions/<session_id>", endpoint="session", methods=["GET", "OPTIONS"]),
+    Rule("/v1/feedback", endpoint="feedback", methods=["POST", "OPTIONS"]),
+    Rule("/v1/handoff", endpoint="handoff", methods=["POST", "OPTIONS"]),
+])
 
 
 @functions_framework.http
 @http_endpoint("chat")
-def chat(request: flask.Request):
-    if request.path in ("/", "/healthz"):
-        return flask.jsonify({"status": "ok"})
-    if request.path.startswith("/v1/"):
-        raise NotImplementedYet()
-    raise NotFound(f"no route {request.path}")
+def chat(request: flask.Request) -> flask.Response:
+    settings = get_settings()
+    http.apply_cors(request, settings.allowed_origins)
+    endpoint, args = http.route(ROUTES, request)
+    if request.method == "OPTIONS":
+        return http.preflight_response(http.allowed_methods(ROUTES, request))
+    return HANDLERS[endpoint](request, settings, **args)
+
+
+def health(request: flask.Request, settings: Settings) -> flask.Response:
+    return flask.jsonify({"status": "ok"})
+
+
+def ask(request: flask.Request, settings: Settings) -> flask.Response:
+    body = http.read_json(request, settings.chat_max_body_bytes)
+    chat_request = http.parse_chat_request(body, settings, http.client_id(request))
+    service = services.chat_service()
+    turn = functools.partial(service.run_turn, service.start_turn(chat_request))
+    if http.wants_json(request):
+        return http.json_answer(turn)
+    return http.sse_response(turn, settings.sse_heartbeat_seconds)
+
+
+def session(request: flask.Request, settings: Settings, session_id: str) -> flask.Response:
+    tenant = http.tenant_of(request.args.get("tenant"), settings)
+    return flask.jsonify(services.chat_service().session_view(tenant, http.parse_session_id(session_id)))
+
+
+def feedback(request: flask.Request, settings: Settings) -> flask.Response:
+    vote = http.parse_feedback(http.read_json(request, settings.chat_max_body_bytes), settings)
+    services.chat_service().feedback(vote.tenant, vote.session_id, vote.turn_id, vote.rating, vote.reason)
+    return http.no_content()
+
+
+def handoff(request: flask.Request, settings: Settings) -> flask.Response:
+    ask_human = http.parse_handoff(http.read_json(request, settings.chat_max_body_bytes), settings)
+    ticket = services.chat_service().handoff(ask_human.tenant, ask_human.session_id, ask_human.reason,
+                                             ask_human.contact)
+    response = flask.jsonify(ticket)
+    response.status_code = 201
+    return response
+
+
+@functions_framework.errorhandler(404)
+def framework_not_found(error) -> flask.Response:
+    """The framework answers /robots.txt and /favicon.ico itself; keep its 404 JSON like every other one."""
+    return error_response(NotFound(f"no route {flask.request.path}"))
+
+
+HANDLERS = {"health": health, "chat": ask, "session": session, "feedback": feedback, "handoff": handoff}

@@ -30,13 +30,22 @@ Generation replies come from a script (`script_reply`, `script_stream`), else a 
 user message; usage counts estimate 4 characters per token. A scripted failure (`fail_after=n`) drops the
 connection after n chunks, which the SDK surfaces as httpx2 (or httpx) RemoteProtocolError while iterating.
 
+Function calling as the API answers it when the request declares `tools: [{functionDeclarations: [...]}]`:
+`script_function_call` makes the reply end with a `functionCall {name, args}` part (after any scripted text,
+in its own last stream chunk); a call to a function the request did not declare comes back, as the real
+service reports it, as a candidate without content and `finishReason: UNEXPECTED_TOOL_CALL`.
+`script_blocked("SAFETY")` answers like a response blocked by the safety filters: one candidate without
+content, that finishReason, and a blocked safety rating.
+
 Messages are Google's where we could confirm them (keys, batch size, unknown model, canonical statuses); the
 wording for a bad outputDimensionality, empty text or missing parts is our own.
 
-Not emulated: tools and function calling, JSON mode, safety ratings and blocking, multimodal parts, token
-limits, countTokens, files, caching, batches, the Live API, Vertex AI paths and OAuth.
+Not emulated: automatic choice of function calls (only scripted ones), toolConfig modes, argument validation
+against the declared schema, JSON mode, safety ratings of normal replies, blocked prompts (promptFeedback),
+multimodal parts, token limits, countTokens, files, caching, batches, the Live API, Vertex AI paths and OAuth.
 
-Test hooks: `requests` (method, path, json), `fail_next(count, status)`, `script_reply`, `script_stream`, `reset()`.
+Test hooks: `requests` (method, path, json), `fail_next(count, status)`, `script_reply`, `script_stream`,
+`script_function_call`, `script_blocked`, `reset()`.
 """
 
 from __future__ import annotations
@@ -94,11 +103,16 @@ class GoogleApiError(Exception):
             self.body["error"]["details"] = details
 
 
+_BLOCKING_REASONS = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION"})
+
+
 @dataclass
 class _Scripted:
     text: str
     chunks: list[str] | None  # None: split `text` into a few stream pieces ourselves
     fail_after: int | None
+    function_call: dict[str, Any] | None = None  # {"name", "args"}: the reply's last part
+    finish_reason: str = "STOP"
 
 
 class GeminiServer(StandinServer):
@@ -133,6 +147,23 @@ class GeminiServer(StandinServer):
         """
         with self.lock:
             self._script.append(_Scripted("".join(chunks), list(chunks), fail_after))
+
+    def script_function_call(self, name: str, args: dict[str, Any], text_chunks: list[str] | None = None) -> None:
+        """Queue a reply that calls function `name` with `args`, after the optional `text_chunks`.
+
+        The call reaches the client only if the request declared that function in `tools`; otherwise the reply
+        ends with finishReason UNEXPECTED_TOOL_CALL and no call, as the real API reports an undeclared call.
+        """
+        chunks = list(text_chunks or [])
+        with self.lock:
+            self._script.append(_Scripted("".join(chunks), chunks, None, {"name": name, "args": dict(args)}))
+
+    def script_blocked(self, finish_reason: str = "SAFETY") -> None:
+        """Queue a reply blocked by a filter: no content and `finish_reason` (SAFETY adds a blocked safety rating)."""
+        if finish_reason not in _BLOCKING_REASONS:
+            raise ValueError(f"finish_reason must be one of {sorted(_BLOCKING_REASONS)}")
+        with self.lock:
+            self._script.append(_Scripted("", [], None, None, finish_reason))
 
     def reset(self) -> None:
         """Forget the request log, scripted replies and queued failures."""
@@ -276,10 +307,34 @@ def _split_for_stream(text: str, pieces: int = 3) -> list[str]:
     return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
-def _candidate(text: str, finished: bool) -> dict[str, Any]:
-    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
-    if finished:
-        candidate["finishReason"] = "STOP"
+def _declared_functions(body: dict[str, Any]) -> set[str]:
+    """Names of the functions the request declares in `tools[].functionDeclarations[]`."""
+    return {
+        declaration.get("name")
+        for tool in body.get("tools") or []
+        if isinstance(tool, dict)
+        for declaration in tool.get("functionDeclarations") or []
+        if isinstance(declaration, dict)
+    }
+
+
+def _candidate(
+    text: str | None, finish_reason: str | None, function_call: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One candidate: a text part and/or a functionCall part (no content at all when both are None)."""
+    parts: list[dict[str, Any]] = []
+    if text is not None:
+        parts.append({"text": text})
+    if function_call is not None:
+        parts.append({"functionCall": function_call})
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}} if parts else {}
+    candidate["index"] = 0
+    if finish_reason is not None:
+        candidate["finishReason"] = finish_reason
+    if finish_reason == "SAFETY":
+        candidate["safetyRatings"] = [
+            {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
+        ]
     return candidate
 
 
@@ -357,20 +412,31 @@ class _GeminiHandler(JsonHandler):
 
     def _generate(self, model: str, body: dict[str, Any], stream: bool) -> None:
         scripted, header, prompt_tokens = self.server.next_reply(model, body)
+        function_call, finish_reason = scripted.function_call, scripted.finish_reason
+        if function_call is not None and function_call["name"] not in _declared_functions(body):
+            function_call, finish_reason = None, "UNEXPECTED_TOOL_CALL"
+        reply_text = scripted.text + (json.dumps(function_call) if function_call else "")
+        # A reply that ends with a function call or without content gets its own last piece.
+        ends_apart = function_call is not None or finish_reason != "STOP"
         if not stream:
             if scripted.fail_after is not None:
                 self.abort_connection()
                 return
-            candidate, usage = _candidate(scripted.text, True), _usage(prompt_tokens, scripted.text)
+            text = scripted.text if scripted.text or not ends_apart else None
+            candidate, usage = _candidate(text, finish_reason, function_call), _usage(prompt_tokens, reply_text)
             self.send_json(200, {"candidates": [candidate], "usageMetadata": usage, **header})
             return
 
         chunks = scripted.chunks if scripted.chunks is not None else _split_for_stream(scripted.text)
+        pieces: list[tuple[str | None, dict[str, Any] | None]] = [(chunk, None) for chunk in chunks]
+        if ends_apart:
+            pieces.append((None, function_call))
         events = []
-        for n, chunk in enumerate(chunks):
-            last = n == len(chunks) - 1
-            usage = _usage(prompt_tokens, scripted.text if last else None)
-            events.append({"candidates": [_candidate(chunk, last)], "usageMetadata": usage, **header})
+        for n, (chunk, call) in enumerate(pieces):
+            last = n == len(pieces) - 1
+            usage = _usage(prompt_tokens, reply_text if last else None)
+            candidate = _candidate(chunk, finish_reason if last else None, call)
+            events.append({"candidates": [candidate], "usageMetadata": usage, **header})
         if self.query.get("alt") != ["sse"]:  # without alt=sse the API streams one JSON array
             self.send_json(200, events)
             return

@@ -5,14 +5,53 @@
     run_turn(prepared)   rewrite a follow-up -> retrieve (hybrid) -> decide (answer | clarify | handoff)
                          -> answer (Gemini or extractive) -> check citations -> save the turn; yields events and
                          never raises: a failure after streaming began is an `error` event
+
+Decisions are structured, never read out of the answer text: a request for a person, weak retrieval (confidence
+below ANSWER_MIN_CONFIDENCE) or the model's `hand_off_to_human` call end the turn with action `handoff` (the widget
+offers the hand-off form, which calls POST /v1/handoff); a vague one- or two-word question whose best documents are
+about different things ends with action `clarify`. Every "I don't know" is recorded as a coverage gap.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from shared.chat.events import Event
+from shared.chat.events import Citation, CitationsEvent, Delta, Done, ErrorEvent, Event, SessionEvent
+from shared.errors import AppError, BadRequest, NotFound, RateLimited
+from shared.llm import (
+    Action,
+    AnswerRequest,
+    CitationFilter,
+    ExtractiveAnswerer,
+    HistoryMessage,
+    Source,
+)
+from shared.logs import bind
+from shared.memory.connection import check_tenant, utc_now
+from shared.memory.signing import UserTokensDisabled, verify_user_token
+from shared.memory.store import new_turn_id
+
+log = logging.getLogger(__name__)
+
+DONT_KNOW = ("I couldn't find this in our documentation, and I'd rather not guess. "
+             "Would you like me to connect you with a person from our team?")
+HANDOFF_REQUESTED = "Of course — I can connect you with a person from our team. Use the hand-off form and they " \
+                    "will get this conversation."
+INTERRUPTED = "(the answer was interrupted)"
+SNIPPET_CHARS = 240
+SOURCE_CHARS = 4000
+_HUMAN = re.compile(
+    r"\b(human|real person|a person|someone|somebody|agent|representative|operator|support team|staff|live chat)\b",
+    re.IGNORECASE)
+_ASKING = re.compile(r"\b(talk|speak|chat|connect|transfer|escalate|contact|reach|want|need|get)\b", re.IGNORECASE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STOP = frozenset("a an the and or of to in on for is are was be it this that my your i we you how what why when "
+                  "do does can could should would with about please help me".split())
 
 
 @dataclass(frozen=True)
@@ -25,24 +64,267 @@ class ChatRequest:
     client_id: str = ""  # the caller's address, for the per-client rate limit
 
 
-class ChatService:  # implementation in progress (issue #3)
-    def start_turn(self, request: ChatRequest):
-        """Raises BadRequest (400), InvalidUserToken (401), RateLimited (429, `.retry_after`), MemoryUnavailable
-        (503). Returns an opaque prepared turn for run_turn."""
-        raise NotImplementedError
+@dataclass(frozen=True)
+class PreparedTurn:
+    request: ChatRequest
+    session: object  # shared.memory.Session
+    turn_id: str
 
-    def run_turn(self, prepared) -> Iterator[Event]:
+
+class ChatService:
+    def __init__(self, settings, memory, retriever, answerer, rewriter, summarizer, *, now=utc_now,
+                 fallback_answerer=None):
+        self._settings = settings
+        self._memory = memory
+        self._retriever = retriever
+        self._answerer = answerer
+        self._rewriter = rewriter
+        self._summarizer = summarizer
+        self._now = now
+        self._fallback = fallback_answerer or ExtractiveAnswerer()
+
+    # --- a turn ----------------------------------------------------------------------------------------------------
+
+    def start_turn(self, request: ChatRequest) -> PreparedTurn:
+        """Raises BadRequest (400), InvalidUserToken (401), RateLimited (429, `.retry_after`), MemoryUnavailable
+        (503). Returns the prepared turn for run_turn."""
+        try:
+            check_tenant(request.tenant)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        message = request.message.strip() if isinstance(request.message, str) else ""
+        if not message:
+            raise BadRequest("'message' must be a non-empty string")
+        if len(message) > self._settings.chat_max_message_chars:
+            raise BadRequest(f"message is longer than {self._settings.chat_max_message_chars} characters")
+        user_id = None
+        if request.user_token:
+            if not self._settings.user_token_secret:
+                raise UserTokensDisabled()
+            user_id = verify_user_token(request.user_token, self._settings.user_token_secret, self._now())
+        limiter = self._memory.rate_limiter
+        if request.client_id:
+            _enforce(limiter.hit_client(request.tenant, request.client_id), "this address")
+        if request.session_id:
+            _enforce(limiter.hit_session(request.tenant, request.session_id), "this conversation")
+        session = self._memory.get_or_create_session(request.tenant, request.session_id, user_id)
+        return PreparedTurn(request=ChatRequest(**{**request.__dict__, "message": message}), session=session,
+                            turn_id=new_turn_id())
+
+    def run_turn(self, prepared: PreparedTurn) -> Iterator[Event]:
         """SessionEvent, Delta…, CitationsEvent, Done — or an ErrorEvent in place of the rest. Never raises."""
-        raise NotImplementedError
+        session, turn_id, request = prepared.session, prepared.turn_id, prepared.request
+        yield SessionEvent(session.id, turn_id)
+        said: list[str] = []
+        try:
+            with bind(session_id=session.id, turn_id=turn_id, tenant=request.tenant):
+                outcome = yield from self._answer(prepared, said)
+            yield CitationsEvent(outcome.citations)
+            yield Done(outcome.action, outcome.confidence, session.id, turn_id)
+        except Exception as exc:  # noqa: BLE001 - the stream has begun: report, never raise
+            error = exc if isinstance(exc, AppError) else AppError()
+            (log.warning if error.retryable else log.exception)("chat turn failed: %s", exc)
+            yield ErrorEvent(error.code if error.status < 500 or error.retryable else "internal",
+                             _public_failure(error))
+            self._save(prepared, "".join(said) + ("\n\n" if said else "") + INTERRUPTED, [], None, None)
+
+    def _answer(self, prepared: PreparedTurn, said: list[str]):
+        request, session = prepared.request, prepared.session
+        message = request.message
+        if _asks_for_human(message):
+            yield from _say(HANDOFF_REQUESTED, said)
+            return self._finish(prepared, said, [], "handoff", 1.0)
+
+        window = self._memory.recent_messages(session, self._settings.chat_history_messages)
+        history = [HistoryMessage(m.role, m.text) for m in window]
+        rewrite = self._rewriter.rewrite(message, history)
+        topics = [request.topic] if request.topic else None
+        result = self._retriever.retrieve(rewrite.query, request.tenant, top_k=self._settings.chat_max_sources,
+                                          topics=topics)
+        log.info("retrieved", extra={"labels": {"query_method": rewrite.method},
+                                     "retrieval": {"confidence": result.confidence, **result.timings,
+                                                   "documents": [d.document_id for d in result.documents]}})
+        if result.confidence < self._settings.answer_min_confidence:
+            return (yield from self._dont_know(prepared, said, result.confidence))
+        if _too_vague(rewrite.query, result.documents):
+            titles = list(dict.fromkeys(d.title for d in result.documents[:3]))
+            yield from _say("Could you tell me a bit more about what you need? For example: "
+                            + "; ".join(titles) + "?", said)
+            return self._finish(prepared, said, [], "clarify", result.confidence)
+
+        sources = [Source(number=i, title=d.title, text="\n\n".join(c.text for c in d.chunks)[:SOURCE_CHARS],
+                          url=d.url or d.source_uri, document_id=d.document_id)
+                   for i, d in enumerate(result.documents, 1)]
+        answer_request = AnswerRequest(question=message, query=rewrite.query, sources=sources, history=history,
+                                       summary=session.summary, policies=self._memory.policies.get(request.tenant))
+        checker = CitationFilter(s.number for s in sources)
+        action = None
+        for piece in self._stream_answer(answer_request):
+            if isinstance(piece, Action):
+                action = piece
+                continue
+            yield from _emit(checker.feed(piece), said)
+        yield from _emit(checker.finish(), said)
+        if checker.removed:
+            log.warning("removed %d citation(s) outside the sources", checker.removed)
+        if action is not None and action.kind == "handoff":
+            if not "".join(said).strip():
+                yield from _say(DONT_KNOW, said)
+            self._gap(request, session, result.confidence)
+            return self._finish(prepared, said, [], "handoff", result.confidence)
+        by_number = {s.number: (s, d) for s, d in zip(sources, result.documents)}
+        citations = [_citation(n, *by_number[n]) for n in checker.cited]
+        kind = "clarify" if action is not None and action.kind == "clarify" else "answer"
+        return self._finish(prepared, said, citations, kind, result.confidence)
+
+    def _stream_answer(self, request: AnswerRequest) -> Iterator[str | Action]:
+        """The configured answerer; if it fails before producing anything, the extractive one (a quoted answer
+        beats an error). A failure after text was shown propagates (the turn ends with an error event)."""
+        produced = False
+        try:
+            for piece in self._answerer.answer(request):
+                produced = True
+                yield piece
+        except Exception as exc:  # noqa: BLE001 - any failure before the first word: quote instead
+            if produced or self._answerer is self._fallback:
+                raise
+            log.warning("answerer failed (%s), quoting the documentation instead: %s", type(exc).__name__, exc)
+            yield from self._fallback.answer(request)
+
+    def _dont_know(self, prepared: PreparedTurn, said: list[str], confidence: float):
+        yield from _say(DONT_KNOW, said)
+        self._gap(prepared.request, prepared.session, confidence)
+        return self._finish(prepared, said, [], "handoff", confidence)
+
+    def _gap(self, request: ChatRequest, session, confidence: float) -> None:
+        try:
+            self._memory.record_gap(request.tenant, request.message, session.id, confidence)
+        except AppError as exc:
+            log.warning("could not record a coverage gap: %s", exc)
+
+    def _finish(self, prepared: PreparedTurn, said: list[str], citations: list[Citation], action: str,
+                confidence: float) -> _Outcome:
+        self._save(prepared, "".join(said), citations, action, confidence)
+        return _Outcome(citations, action, confidence)
+
+    def _save(self, prepared: PreparedTurn, text: str, citations: list[Citation], action: str | None,
+              confidence: float | None) -> None:
+        session = prepared.session
+        try:
+            self._memory.append_turn(session, prepared.request.message, text, [c.to_json() for c in citations],
+                                     action=action, confidence=confidence, turn_id=prepared.turn_id)
+        except AppError as exc:
+            log.error("could not save the turn: %s", exc)
+            return
+        try:
+            self._memory.maybe_summarize(session, self._summarizer)
+        except AppError as exc:
+            log.warning("could not update the summary: %s", exc)
+
+    # --- the other routes ------------------------------------------------------------------------------------------
 
     def session_view(self, tenant: str, session_id: str) -> dict:
         """The Session JSON of openapi.yaml; NotFound when the session does not exist or expired."""
-        raise NotImplementedError
+        session = self._live_session(tenant, session_id)
+        return {
+            "session_id": session.id,
+            "expires_at": session.expires_at.isoformat(),
+            "messages": [{"role": m.role, "text": m.text, "turn_id": m.turn_id, "citations": m.citations,
+                          "action": m.action, "confidence": m.confidence, "created_at": m.created_at.isoformat()}
+                         for m in self._memory.transcript(session)],
+        }
 
     def feedback(self, tenant: str, session_id: str, turn_id: str, rating: str, reason: str | None) -> None:
         """NotFound for an unknown session or turn; BadRequest for a bad rating."""
-        raise NotImplementedError
+        self._memory.record_feedback(tenant, session_id, turn_id, rating, reason)
 
     def handoff(self, tenant: str, session_id: str, reason: str, contact: str | None) -> dict:
-        """{"ticket_id", "status": "open"}; NotFound for an unknown session."""
-        raise NotImplementedError
+        """{"ticket_id", "status": "open"}; NotFound for an unknown session. The ticket is also POSTed to
+        HANDOFF_WEBHOOK_URL when set (best effort: the ticket in Firestore is the record)."""
+        session = self._live_session(tenant, session_id)
+        ticket = self._memory.create_ticket(tenant, session, reason, contact)
+        log.info("hand-off ticket %s opened", ticket.id, extra={"labels": {"session_id": session.id}})
+        if self._settings.handoff_webhook_url:
+            self._post_webhook(ticket)
+        return {"ticket_id": ticket.id, "status": ticket.status}
+
+    def _live_session(self, tenant: str, session_id: str):
+        try:
+            check_tenant(tenant)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        session = self._memory.get_session(tenant, session_id)
+        if session is None:
+            raise NotFound("no such session (it may have expired)")
+        return session
+
+    def _post_webhook(self, ticket) -> None:
+        body = json.dumps({
+            "ticket_id": ticket.id, "tenant": ticket.tenant, "session_id": ticket.session_id,
+            "user_id": ticket.user_id, "reason": ticket.reason, "contact": ticket.contact,
+            "created_at": ticket.created_at.isoformat(), "transcript_truncated": ticket.transcript_truncated,
+            "transcript": [{"role": m.role, "text": m.text, "created_at": m.created_at.isoformat(),
+                            "citations": m.citations} for m in ticket.transcript],
+        }).encode()
+        request = urllib.request.Request(self._settings.handoff_webhook_url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - an operator-set URL
+                response.read()
+        except (OSError, ValueError) as exc:
+            log.error("hand-off webhook failed for ticket %s: %s", ticket.id, exc)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    citations: list[Citation]
+    action: str
+    confidence: float
+
+
+def _enforce(decision, what: str) -> None:
+    if not decision.allowed:
+        raise RateLimited(f"too many messages from {what}; try again in {decision.retry_after} s",
+                          retry_after=decision.retry_after)
+
+
+def _asks_for_human(message: str) -> bool:
+    """"Can I talk to a human?", "I want an agent" — an explicit request for a person (English)."""
+    return bool(_HUMAN.search(message) and _ASKING.search(message)) and len(message) <= 200
+
+
+def _too_vague(query: str, documents) -> bool:
+    """One or two content words, and the best documents are about different things with similar scores."""
+    words = [w for w in _WORD.findall(query.lower()) if w not in _STOP]
+    if len(words) > 2 or len(documents) < 2 or documents[0].exact:
+        return False
+    top = documents[0].score
+    close = [d for d in documents[:3] if d.score >= top - 0.05]
+    return len({d.topic for d in close}) >= 2
+
+
+def _say(text: str, said: list[str]) -> Iterator[Delta]:
+    for piece in re.findall(r"\S+\s*", text):
+        said.append(piece)
+        yield Delta(piece)
+
+
+def _emit(text: str, said: list[str]) -> Iterator[Delta]:
+    if text:
+        said.append(text)
+        yield Delta(text)
+
+
+def _citation(number: int, source: Source, document) -> Citation:
+    best = document.chunks[0].text if document.chunks else source.text
+    snippet = " ".join(best.split())
+    if len(snippet) > SNIPPET_CHARS:
+        snippet = snippet[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
+    return Citation(number=number, title=source.title, url=document.url or document.source_uri,
+                    source=document.source_uri, snippet=snippet, document_id=document.document_id)
+
+
+def _public_failure(error: AppError) -> str:
+    if error.status < 500:
+        return error.public_message
+    return "Sorry — something went wrong while answering. Please try again."

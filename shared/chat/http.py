@@ -1,0 +1,390 @@
+"""The chat API's HTTP surface, kept out of `functions/chat/main.py` so the entry point stays thin:
+
+    routing      a werkzeug `Map` match; unknown path -> 404, known path and wrong method -> 405 with `Allow`
+    CORS         the caller's `Origin` must be in CHAT_ALLOWED_ORIGINS (or it holds `*`); no `Origin` (curl, servers)
+                 is allowed; every response to an allowed origin carries the CORS headers, errors included
+    bodies       JSON objects only, at most CHAT_MAX_BODY_BYTES even without a Content-Length (chunked uploads);
+                 each field validated into a 400 that names it
+    answers      `Accept: application/json` folds a turn's events into one ChatResponse (503 when it failed);
+                 otherwise Server-Sent Events, relayed from a worker thread with `: ping` heartbeats in between
+
+Errors are AppErrors, so `shared.web.http_endpoint` maps them to `{"error": {"code", "message"}}` responses.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+import logging
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import flask
+from werkzeug.exceptions import MethodNotAllowed as _WerkzeugMethodNotAllowed
+from werkzeug.exceptions import NotFound as _WerkzeugNotFound
+from werkzeug.routing import Map, RequestRedirect
+
+from shared.chat.events import ErrorEvent, Event, collect
+from shared.chat.service import ChatRequest
+from shared.config import Settings
+from shared.errors import AppError, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from shared.memory.connection import check_tenant
+
+log = logging.getLogger(__name__)
+
+SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+PING = ": ping\n\n"
+INTERNAL_MESSAGE = "something went wrong while answering; please try again"
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Accept",
+    "Access-Control-Max-Age": "600",
+}
+DEFAULT_HANDOFF_REASON = "customer asked for a human"
+
+_TOPIC = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_RATINGS = ("up", "down")
+_QUEUE_SIZE = 64  # events buffered between the turn's worker thread and the response
+_PUT_POLL_SECONDS = 0.1  # how often a worker facing a full queue checks whether the client is still there
+
+
+class OriginNotAllowed(AppError):
+    """A browser on an origin that is not in CHAT_ALLOWED_ORIGINS."""
+
+    status = 403
+    public_message = "this origin may not call the chat API"
+
+    def __init__(self, origin: str):
+        # The origin goes to the log only: the caller knows it already.
+        super().__init__(f"origin {origin[:200]!r} is not in CHAT_ALLOWED_ORIGINS",
+                         public_message=self.public_message)
+
+
+class MethodNotAllowed(AppError):
+    """A known path called with a method it does not answer; `allowed` goes into the `Allow` header."""
+
+    status = 405
+    public_message = "method not allowed"
+
+    def __init__(self, allowed: Iterable[str]):
+        self.allowed = sorted(allowed)
+        super().__init__(f"method not allowed; use {', '.join(self.allowed)}")
+
+
+# --- routing and CORS ------------------------------------------------------------------------------------------------
+def route(routes: Map, request: flask.Request) -> tuple[str, dict[str, Any]]:
+    """The endpoint name and path arguments of the request; NotFound or MethodNotAllowed (with `Allow` set)."""
+    adapter = routes.bind("localhost", url_scheme=request.scheme)
+    try:
+        return adapter.match(request.path, method=request.method)
+    except _WerkzeugMethodNotAllowed as exc:
+        allowed = sorted(exc.valid_methods or ())
+        flask.after_this_request(_set_header("Allow", ", ".join(allowed)))
+        raise MethodNotAllowed(allowed) from None
+    except (_WerkzeugNotFound, RequestRedirect):
+        raise NotFound(f"no route {request.path}") from None
+
+
+def allowed_methods(routes: Map, request: flask.Request) -> list[str]:
+    """The methods the request's (matched) path answers, for the `Allow` header of an OPTIONS response."""
+    return sorted(routes.bind("localhost").allowed_methods(request.path))
+
+
+def apply_cors(request: flask.Request, allowed: frozenset[str]) -> None:
+    """Admit the request's origin and have the response carry the CORS headers, whatever it turns out to be (a 429
+    or 400 must be readable by the widget); OriginNotAllowed (403) for a browser on any other origin."""
+    origin = request.headers.get("Origin")
+    if origin is not None and "*" not in allowed and origin.rstrip("/") not in allowed:
+        flask.after_this_request(functools.partial(_add_cors_headers, origin=None))
+        raise OriginNotAllowed(origin)
+    flask.after_this_request(functools.partial(_add_cors_headers, origin=origin))
+
+
+def no_content() -> flask.Response:
+    """An empty 204 (without the default text/html Content-Type of an empty Flask response)."""
+    response = flask.Response(status=204)
+    del response.headers["Content-Type"]
+    return response
+
+
+def preflight_response(allowed: list[str]) -> flask.Response:
+    """204 to an OPTIONS request (a CORS preflight when it comes with an `Origin`)."""
+    response = no_content()
+    response.headers.update(PREFLIGHT_HEADERS)
+    response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+def _add_cors_headers(response: flask.Response, *, origin: str | None) -> flask.Response:
+    response.vary.add("Origin")  # the answer depends on the Origin header: shared caches must key on it
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+    return response
+
+
+def _set_header(name: str, value: str) -> Callable[[flask.Response], flask.Response]:
+    def set_header(response: flask.Response) -> flask.Response:
+        response.headers[name] = value
+        return response
+
+    return set_header
+
+
+# --- request bodies and fields ---------------------------------------------------------------------------------------
+def read_json(request: flask.Request, max_bytes: int) -> dict[str, Any]:
+    """The request's JSON object: 413 over `max_bytes` (read at most one byte more, so a chunked upload without a
+    Content-Length cannot make us buffer it), 415 when it is not declared JSON, 400 when it is not a JSON object."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"the request body is over {max_bytes} bytes")
+    if not request.is_json:
+        raise UnsupportedMediaType("send a JSON object with Content-Type: application/json")
+    raw = _read_at_most(request.stream, max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"the request body is over {max_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8/16/32
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+def _read_at_most(stream: IO[bytes], limit: int) -> bytes:
+    # A raw stream (the dev server's de-chunking input) may return fewer bytes than asked for before its end.
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        part = stream.read(limit - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
+def client_id(request: flask.Request) -> str:
+    """Who is calling, for the per-client rate limit: the last `X-Forwarded-For` address (the one Google's front end
+    appends; earlier entries are whatever the client sent, so trusting them would let a caller pick its own rate-limit
+    key), else the peer address."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    last = forwarded.split(",")[-1].strip()
+    return (last or request.remote_addr or "")[:64]
+
+
+def parse_chat_request(body: dict[str, Any], settings: Settings, client: str) -> ChatRequest:
+    """A validated ChatRequest from a `POST /v1/chat` body; BadRequest naming the first bad field."""
+    message = body.get("message")
+    if message is None:
+        raise BadRequest("'message' is required")
+    if not isinstance(message, str):
+        raise BadRequest("message must be a string")
+    message = message.strip()
+    if not message:
+        raise BadRequest("message must not be blank")
+    if len(message) > settings.chat_max_message_chars:
+        raise BadRequest(f"message is longer than {settings.chat_max_message_chars} characters")
+    topic = _optional_string(body, "topic", 64)
+    if topic is not None and not _TOPIC.fullmatch(topic):
+        raise BadRequest("topic must be 1-64 of a-z, 0-9, '_' or '-', starting with a letter or digit")
+    return ChatRequest(
+        tenant=tenant_of(body.get("tenant"), settings),
+        message=message,
+        session_id=_optional_string(body, "session_id", 128),
+        user_token=_optional_string(body, "user_token", 256),
+        topic=topic,
+        client_id=client,
+    )
+
+
+@dataclass(frozen=True)
+class FeedbackRequest:
+    tenant: str
+    session_id: str
+    turn_id: str
+    rating: str  # up | down
+    reason: str | None
+
+
+def parse_feedback(body: dict[str, Any], settings: Settings) -> FeedbackRequest:
+    """A validated `POST /v1/feedback` body; BadRequest naming the first bad field."""
+    rating = body.get("rating")
+    if rating not in _RATINGS:
+        raise BadRequest("rating must be 'up' or 'down'")
+    return FeedbackRequest(
+        tenant=tenant_of(body.get("tenant"), settings),
+        session_id=_required_string(body, "session_id", 128),
+        turn_id=_required_string(body, "turn_id", 128),
+        rating=rating,
+        reason=_optional_text(body, "reason", 1000),
+    )
+
+
+@dataclass(frozen=True)
+class HandoffRequest:
+    tenant: str
+    session_id: str
+    reason: str
+    contact: str | None
+
+
+def parse_handoff(body: dict[str, Any], settings: Settings) -> HandoffRequest:
+    """A validated `POST /v1/handoff` body; BadRequest naming the first bad field."""
+    return HandoffRequest(
+        tenant=tenant_of(body.get("tenant"), settings),
+        session_id=_required_string(body, "session_id", 128),
+        reason=_optional_text(body, "reason", 1000) or DEFAULT_HANDOFF_REASON,
+        contact=_optional_text(body, "contact", 320),
+    )
+
+
+def parse_session_id(value: str) -> str:
+    """The `{session_id}` path segment of `GET /v1/sessions/{session_id}`."""
+    return _required_string({"session_id": value}, "session_id", 128)
+
+
+def tenant_of(value: Any, settings: Settings) -> str:
+    """The request's tenant (body field or query parameter), DEFAULT_TENANT when absent."""
+    if value is None or value == "":
+        return settings.default_tenant
+    return check_tenant(value)
+
+
+def _required_string(body: dict[str, Any], name: str, max_chars: int) -> str:
+    value = _optional_string(body, name, max_chars)
+    if value is None:
+        raise BadRequest(f"'{name}' is required")
+    return value
+
+
+def _optional_string(body: dict[str, Any], name: str, max_chars: int) -> str | None:
+    """An identifier-like field: absent or null -> None; otherwise a non-empty string of at most `max_chars`."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_chars:
+        raise BadRequest(f"{name} must be a string of 1-{max_chars} characters")
+    return value
+
+
+def _optional_text(body: dict[str, Any], name: str, max_chars: int) -> str | None:
+    """A free-text field: absent, null or blank -> None; otherwise stripped, at most `max_chars`."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    value = value.strip()
+    if len(value) > max_chars:
+        raise BadRequest(f"{name} is longer than {max_chars} characters")
+    return value or None
+
+
+# --- answers ---------------------------------------------------------------------------------------------------------
+def wants_json(request: flask.Request) -> bool:
+    """True when the caller lists `application/json` itself (not through a wildcard) and does not prefer
+    `text/event-stream` to it; Server-Sent Events are the default (`*/*`, no Accept, or SSE ranked higher)."""
+    json_q = sse_q = 0.0
+    for value, quality in request.accept_mimetypes:
+        media_type = value.split(";")[0].strip().lower()
+        if media_type == "application/json":
+            json_q = max(json_q, quality)
+        elif media_type == "text/event-stream":
+            sse_q = max(sse_q, quality)
+    return json_q > 0 and json_q >= sse_q
+
+
+def json_answer(turn: Callable[[], Iterable[Event]]) -> flask.Response:
+    """Run the turn to its end and answer one ChatResponse; 503 with its `error` when the turn failed."""
+    body = collect(guarded(turn))
+    if "error" in body:
+        response = flask.jsonify({"error": body["error"]})
+        response.status_code = 503
+        return response
+    return flask.jsonify(body)
+
+
+def sse_response(turn: Callable[[], Iterable[Event]], heartbeat_seconds: float) -> flask.Response:
+    """The turn as a Server-Sent Events response that streams each event as soon as it is produced."""
+    response = flask.Response(relay(turn, heartbeat_seconds), status=200, content_type=SSE_CONTENT_TYPE)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx-style proxies must not hold the stream back
+    return response
+
+
+def sse_frame(event: Event) -> str:
+    """`event: <name>` and one `data:` line of compact JSON, then the blank line that ends an event."""
+    data = json.dumps(event.data(), ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event.name}\ndata: {data}\n\n"
+
+
+def guarded(turn: Callable[[], Iterable[Event]]) -> Iterator[Event]:
+    """The turn's events. The service promises never to raise; if it does anyway, log it and end with an `error`
+    event carrying nothing internal."""
+    try:
+        yield from turn()
+    except Exception:
+        log.exception("the chat turn raised instead of ending with an error event")
+        yield ErrorEvent("internal", INTERNAL_MESSAGE)
+
+
+_END = object()
+
+
+def relay(turn: Callable[[], Iterable[Event]], heartbeat_seconds: float) -> Iterator[str]:
+    """SSE frames of the turn, produced by a worker thread through a bounded queue; `: ping` after every
+    `heartbeat_seconds` without an event, so proxies and browsers keep a slow answer's connection open.
+
+    The worker runs in a copy of the caller's context (trace id and log labels survive). When the client goes away
+    the response closes this generator: the worker then runs the turn to its end without sending anything (the
+    turn is still saved), and never blocks on the full queue."""
+    context = contextvars.copy_context()  # now, while the request's context is current
+
+    def frames() -> Iterator[str]:
+        channel: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
+        gone = threading.Event()
+        worker = threading.Thread(target=context.run, args=(_produce, turn, channel, gone), name="chat-turn",
+                                  daemon=True)
+        worker.start()
+        try:
+            while True:
+                try:
+                    item = channel.get(timeout=heartbeat_seconds)
+                except queue.Empty:
+                    yield PING
+                    continue
+                if item is _END:
+                    return
+                try:
+                    frame = sse_frame(item)
+                except Exception:  # an event whose data is not JSON (a bug): end the stream as the contract says
+                    log.exception("a chat event could not be written as JSON")
+                    yield sse_frame(ErrorEvent("internal", INTERNAL_MESSAGE))
+                    return
+                yield frame
+        finally:
+            gone.set()
+
+    return frames()
+
+
+def _produce(turn: Callable[[], Iterable[Event]], channel: queue.Queue, gone: threading.Event) -> None:
+    for event in guarded(turn):
+        _offer(channel, event, gone)  # once the client is gone, the rest is drained and dropped
+    _offer(channel, _END, gone)
+
+
+def _offer(channel: queue.Queue, item: object, gone: threading.Event) -> None:
+    """Put `item` on the queue unless the consumer has gone; never blocks for good on a full queue."""
+    while not gone.is_set():
+        try:
+            channel.put(item, timeout=_PUT_POLL_SECONDS)
+            return
+        except queue.Full:
+            continue

@@ -1,0 +1,320 @@
+"""The offline answerer: quotes the most relevant passages of the sources, with citations, and says it is quoting.
+
+For deployments without a Gemini key. Deterministic: the same request always gives the same answer.
+
+    Here is what our documentation says:
+
+    From **Refunds**:
+    You can ask for a refund within 30 days of purchase. Refunds reach your card within 5 business days. [1]
+
+    From **Plans and pricing**:
+    - Pro: 20 EUR per month [2]
+
+How: each source's text is cut into units — sentences of paragraphs, list items, whole code blocks and tables
+(headings and front matter are left out) — and each unit is scored by how many of the question's key words it
+contains, compared by a crude stem ("refunds", "refunded" -> "refund"), plus half a point for each one that only its
+section heading contains. A source is left out when it covers fewer of the question's key words than half of what
+the best source covers, or just one when the best covers more. The best unit of each of the first `max_sources`
+remaining sources is taken (a lead-in ending in ":" with the block it leads into), then the best of the rest, while
+they fit in `max_chars` of quoted text; within a source the units keep their document order. A run of sentences
+from one paragraph, each list item and each code block or table is followed by its source's `[n]`. When nothing
+matches (another language, say), the opening of the first source is quoted. The answer streams a few words per
+piece.
+
+No sources: "I couldn't find this in our documentation." and `Action("handoff", "no sources")`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from shared.llm.rewrite import content_words, key_words
+from shared.llm.types import HANDOFF, Action, Answerer, AnswerRequest, Source
+
+INTRO = "Here is what our documentation says:"
+NOT_FOUND = "I couldn't find this in our documentation."
+WORDS_PER_PIECE = 4
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[*_]?[A-Z0-9])")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+_HEADING = re.compile(r"^#{1,6}\s")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
+_PIECE = re.compile(r"\S+\s*")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}")
+_SUFFIXES = ("ing", "edly", "ed", "ies", "es", "s", "ly")
+
+
+@dataclass(frozen=True)
+class _Unit:
+    kind: str  # "sentence" | "item" | "code" | "table"
+    text: str
+    block: int  # which block of the source it comes from
+    order: int  # position in the source
+    heading: str = ""  # the heading of its section, if the text has one
+
+
+@dataclass
+class _Pick:
+    source: Source
+    units: list[_Unit]
+
+
+class ExtractiveAnswerer(Answerer):
+    """Quotes the best sentences, list items, code and tables of the top sources (see module doc)."""
+
+    name = "extractive"
+
+    def __init__(self, max_sources: int = 3, max_chars: int = 700):
+        if max_sources < 1 or max_chars < 80:
+            raise ValueError("max_sources must be at least 1 and max_chars at least 80")
+        self.max_sources = max_sources
+        self.max_chars = max_chars
+
+    def answer(self, request: AnswerRequest) -> Iterator[str | Action]:
+        """Yield the quoted answer a few words at a time, or the not-found reply and a hand-off."""
+        sources = [s for s in request.sources if s.text.strip()]
+        asked = f"{request.query} {request.question}"
+        # Numbers are kept: in a support question they are error codes, versions, limits ("BW-4012", "404").
+        query = {_stem(word) for word in key_words(asked)} | {w for w in content_words(asked) if w.isdigit()}
+        picks = self._select(sources, query) if sources else []
+        if not picks:
+            yield NOT_FOUND
+            yield Action(HANDOFF, "no sources")
+            return
+        yield from _pieces(_render(picks))
+
+    def _select(self, sources: list[Source], query: set[str]) -> list[_Pick]:
+        """The units to quote, per source in source order, each source's units in document order."""
+        candidates = [c for c in (_Candidate.of(source, query) for source in sources) if c.ranked]
+        if candidates:
+            best = max(c.coverage for c in candidates)
+            enough = max(best / 2, min(best, 2))
+            candidates = [c for c in candidates if c.coverage >= enough][: self.max_sources]
+        elif units := _units(sources[0].text):  # nothing matches: the opening of the first source
+            candidates = [_Candidate(sources[0], units, [(0.0, unit) for unit in units], 0)]
+        budget = self.max_chars
+        chosen: dict[int, dict[int, _Unit]] = {c.source.number: {} for c in candidates}
+
+        def take(candidate: _Candidate, unit: _Unit, clip: bool = False) -> bool:
+            nonlocal budget
+            taken = chosen[candidate.source.number]
+            group = [u for u in _with_what_it_leads_into(unit, candidate.units) if u.order not in taken]
+            cost = sum(len(u.text) + 1 for u in group)  # + 1: the space or line break that joins it
+            if cost > budget and clip and len(group) == 1:
+                group = [_clipped(unit, budget - 1)]
+                cost = len(group[0].text) + 1
+            if not group or cost > budget:
+                return False
+            taken.update((u.order, u) for u in group)
+            budget -= cost
+            return True
+
+        for index, candidate in enumerate(candidates):  # first the best unit of every source that fits
+            for _, unit in candidate.ranked:
+                if take(candidate, unit, clip=index == 0) or index == 0:
+                    break
+        rest = sorted(
+            ((score, c.source.number, unit.order, c, unit) for c in candidates for score, unit in c.ranked),
+            key=lambda item: (-item[0], item[1], item[2]),
+        )
+        top = rest[0][0] if rest else 0.0
+        for score, *_, candidate, unit in rest:  # then the best of the rest, while they fit and nearly as good
+            if score > top / 2:
+                take(candidate, unit)
+        return [_Pick(c.source, [chosen[c.source.number][order] for order in sorted(chosen[c.source.number])])
+                for c in candidates if chosen[c.source.number]]
+
+
+@dataclass
+class _Candidate:
+    """A source, its units, those matching the query best first, and how many query words it covers."""
+
+    source: Source
+    units: list[_Unit]
+    ranked: list[tuple[float, _Unit]]
+    coverage: int
+
+    @classmethod
+    def of(cls, source: Source, query: set[str]) -> _Candidate:
+        units = _units(source.text)
+        scored = [(_score(unit, query), unit) for unit in units]
+        ranked = sorted((pair for pair in scored if pair[0] > 0), key=lambda pair: (-pair[0], pair[1].order))
+        covered = set().union(*(_stems(u.text) | _stems(u.heading) for u in units)) if units else set()
+        return cls(source, units, ranked, len(query & covered))
+
+
+def _with_what_it_leads_into(unit: _Unit, units: list[_Unit]) -> list[_Unit]:
+    """The unit, and when it is a lead-in ("You can request a refund if:") the block that follows it."""
+    if not unit.text.endswith(":") or unit.order + 1 >= len(units):
+        return [unit]
+    following = units[unit.order + 1].block
+    return [unit, *(u for u in units[unit.order + 1 :] if u.block == following)]
+
+
+def _units(text: str) -> list[_Unit]:
+    """Sentences, list items, code blocks and tables of a source's text, in order; headings left out."""
+    units: list[_Unit] = []
+    block = 0
+    heading = ""
+    paragraph: list[str] = []
+    item: list[str] = []
+    code: list[str] | None = None
+    table: list[str] = []
+
+    def add(kind: str, content: str) -> None:
+        content = content.strip()
+        if content and all(u.text != content for u in units):  # overlapping passages repeat text
+            units.append(_Unit(kind, content, block, len(units), heading))
+
+    def flush() -> None:
+        nonlocal block
+        if paragraph:
+            for sentence in _SENTENCE_END.split(" ".join(line.strip() for line in paragraph)):
+                add("sentence", sentence)
+            paragraph.clear()
+        if item:
+            add("item", "\n".join(item))
+            item.clear()
+        if table:
+            if len(table) > 3 and _TABLE_RULE.match(table[1]):
+                for row in table[2:]:  # each row its own unit, under the header: the matching rows get quoted
+                    add("table", "\n".join([table[0], table[1], row]))
+            else:
+                add("table", "\n".join(table))
+            table.clear()
+        block += 1
+
+    for line in _FRONT_MATTER.sub("", text, count=1).splitlines():
+        if code is not None:
+            code.append(line)
+            if _FENCE.match(line):
+                add("code", "\n".join(code))
+                code = None
+                block += 1
+            continue
+        if _FENCE.match(line):
+            flush()
+            code = [line]
+        elif not line.strip() or _HEADING.match(line):
+            flush()
+            if line.strip():
+                heading = line.lstrip("#").strip()
+        elif line.lstrip().startswith("|"):
+            if not table:
+                flush()
+            table.append(line.rstrip())
+        elif _LIST_ITEM.match(line):
+            if paragraph or table:
+                flush()
+            if item:
+                add("item", "\n".join(item))
+                item.clear()
+            item.append(line.rstrip())
+        elif item and line.startswith((" ", "\t")):
+            item.append(line.rstrip())  # an item's continuation line
+        else:
+            if item or table:
+                flush()
+            paragraph.append(line)
+    if code is not None:  # an unclosed fence: close it so the quote renders
+        add("code", "\n".join([*code, code[0].strip()[:3]]))
+    flush()
+    return units
+
+
+def _stem(word: str) -> str:
+    """A crude stem: "refunds", "refunded", "refunding" -> "refund"; "charge", "charges" -> "charg"."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
+
+
+def _stems(text: str) -> set[str]:
+    return {_stem(word) for word in content_words(text)}
+
+
+def _score(unit: _Unit, query: set[str]) -> float:
+    text = unit.text.rsplit("\n", 1)[-1] if unit.kind == "table" else unit.text  # a row, not its header
+    own = query & _stems(text)
+    return len(own) + 0.5 * len((query - own) & _stems(unit.heading))
+
+
+def _clipped(unit: _Unit, limit: int) -> _Unit:
+    """The unit cut to at most `limit` characters: at a word for prose, at a line (fence closed) for code."""
+    if unit.kind == "code":
+        lines = unit.text.splitlines()
+        fence = lines[0].strip()[:3]
+        kept = [lines[0]]
+        for line in lines[1:-1]:
+            if sum(len(k) + 1 for k in kept) + len(line) + 1 + len(fence) + 1 > limit:
+                break
+            kept.append(line)
+        text = "\n".join([*kept, fence])
+    else:
+        text = unit.text[: limit - 1].rsplit(None, 1)[0].rstrip(" ,;:") + "…"
+    return _Unit(unit.kind, text, unit.block, unit.order)
+
+
+def _render(picks: list[_Pick]) -> str:
+    """The intro line, then per source its title and its quotes, each followed by [n]."""
+    parts = [INTRO]
+    for pick in picks:
+        title = pick.source.title.strip() or pick.source.url or f"Source {pick.source.number}"
+        parts.append(f"From **{title}**:\n" + _quotes(pick.units, f"[{pick.source.number}]"))
+    return "\n\n".join(parts)
+
+
+def _quotes(units: list[_Unit], marker: str) -> str:
+    """Runs of consecutive sentences joined as prose, list items one per line, code and tables as blocks; each
+    followed by the marker (on a line of its own after a block, so the block still renders)."""
+    quotes: list[tuple[str, str]] = []  # (kind, text)
+    run: list[_Unit] = []
+    for unit in [*_merge_table_rows(units), None]:
+        if unit is not None and unit.kind == "sentence" and (
+            not run or (run[-1].block == unit.block and run[-1].order == unit.order - 1)
+        ):
+            run.append(unit)
+            continue
+        if run:
+            quotes.append(("sentence", " ".join(u.text for u in run) + f" {marker}"))
+            run = [unit] if unit is not None and unit.kind == "sentence" else []
+            if run:
+                continue
+        if unit is None:
+            break
+        if unit.kind == "sentence":
+            run = [unit]
+        elif unit.kind == "item":
+            quotes.append(("item", f"{unit.text} {marker}"))
+        else:
+            quotes.append((unit.kind, f"{unit.text}\n\n{marker}"))
+    text = quotes[0][1]
+    for (previous, _), (kind, quote) in zip(quotes, quotes[1:]):
+        text += ("\n" if previous == kind == "item" else "\n\n") + quote
+    return text
+
+
+def _merge_table_rows(units: list[_Unit]) -> list[_Unit]:
+    """Rows picked from one table (each carries the header) become one table again: the header once, then the rows."""
+    merged: list[_Unit] = []
+    for unit in units:
+        previous = merged[-1] if merged else None
+        if (previous is not None and unit.kind == previous.kind == "table" and unit.block == previous.block
+                and unit.text.split("\n", 2)[:2] == previous.text.split("\n", 2)[:2]):
+            merged[-1] = _Unit("table", previous.text + "\n" + unit.text.split("\n", 2)[2], unit.block,
+                               unit.order, unit.heading)
+        else:
+            merged.append(unit)
+    return merged
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """The text in pieces of a few words (whitespace kept), so it streams like a model's answer."""
+    words = _PIECE.findall(text)
+    for start in range(0, len(words), WORDS_PER_PIECE):
+        yield "".join(words[start : start + WORDS_PER_PIECE])

@@ -1,0 +1,278 @@
+"""The chat function end to end: the sample knowledge base ingested through the real path (storage emulator ->
+ingest -> Cloud Tasks emulator -> embed with the local model -> PostgreSQL/pgvector), chat served over real HTTP,
+memory in the Firestore emulator, answers streamed as SSE and read by a client as they arrive. The Gemini path runs
+the real google-genai SDK against the stand-in."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import FunctionServer
+from tests.sse import Event, iter_sse
+
+ROOT = Path(__file__).resolve().parents[2]
+KB = ["billing/refunds.md", "account/reset-password.md", "troubleshooting/error-codes.md",
+      "integrations/webhooks.md", "integrations/google-calendar.md", "account/team-and-roles.md"]
+
+
+class Chat:
+    """A client of the chat function over HTTP."""
+
+    def __init__(self, url: str, stack):
+        self.url = url
+        self.stack = stack
+
+    def ask(self, message: str, session_id: str | None = None, **extra) -> dict:
+        """Stream one turn; return its events by name (deltas joined) and the raw event list."""
+        body = {"message": message, **({"session_id": session_id} if session_id else {}), **extra}
+        with httpx.stream("POST", self.url + "/v1/chat", json=body, timeout=60) as response:
+            assert response.status_code == 200, response.read()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["x-accel-buffering"] == "no"
+            events = [e for e in iter_sse(response) if isinstance(e, Event)]
+        turn = {"events": [e.name for e in events], "answer": "".join(e.json()["text"] for e in events
+                                                                   if e.name == "delta")}
+        for event in events:
+            if event.name != "delta":
+                turn[event.name] = event.json()
+        return turn
+
+    def post(self, path: str, body: dict, **kwargs) -> httpx.Response:
+        return httpx.post(self.url + path, json=body, timeout=30, **kwargs)
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30)
+
+
+@pytest.fixture
+def make_chat(make_stack, firestore_db):
+    servers: list[FunctionServer] = []
+
+    def start(**settings) -> Chat:
+        stack = make_stack(EMBEDDER="local", **settings)
+        for name in KB:
+            stack.upload(name, (ROOT / "infra" / "sample_kb" / name).read_bytes())
+        for name in KB:
+            stack.wait_for(name, "ready", timeout=120)
+        server = FunctionServer("chat")
+        servers.append(server)
+        return Chat(server.url, stack)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def chat(make_chat) -> Chat:
+    return make_chat()
+
+
+def memory():
+    from shared import services
+
+    return services.memory_store()
+
+
+# --- answering without a model (the local default) --------------------------------------------------------------------
+def test_a_question_streams_a_cited_answer_quoted_from_the_documentation(chat):
+    turn = chat.ask("How long does a refund take to reach my card?")
+
+    assert turn["events"][0] == "session" and turn["events"][-2:] == ["citations", "done"]
+    assert turn["events"].count("delta") > 3, "the answer streams in pieces"
+    assert turn["done"]["action"] == "answer" and turn["done"]["confidence"] >= 0.5
+    assert "documentation" in turn["answer"].lower()  # says plainly that it quotes
+    assert "5-10 business days" in turn["answer"] or "5–10 business days" in turn["answer"]
+    cited = turn["citations"]["citations"]
+    assert cited and cited[0]["title"] == "Refunds"
+    assert cited[0]["url"].endswith("billing/refunds.md") and cited[0]["snippet"] and cited[0]["document_id"]
+    assert f"[{cited[0]['number']}]" in turn["answer"]
+    for citation in cited:  # every marker in the text points at a listed citation
+        assert citation["number"] >= 1
+    numbers = {c["number"] for c in cited}
+    import re
+
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", turn["answer"])} <= numbers
+
+
+def test_json_mode_returns_the_same_turn_as_one_object(chat):
+    response = chat.post("/v1/chat", {"message": "How do I reset my password?"},
+                         headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["action"] == "answer" and body["session_id"] and body["turn_id"]
+    assert "60 minutes" in body["answer"]
+    assert body["citations"][0]["title"].lower().startswith("reset")
+
+
+def test_a_follow_up_is_understood_in_context(chat):
+    first = chat.ask("Can I get a refund?")
+    session = first["session"]["session_id"]
+    follow_up = chat.ask("and how long does that take?", session)
+
+    assert follow_up["session"]["session_id"] == session
+    assert follow_up["done"]["action"] == "answer"
+    assert follow_up["citations"]["citations"][0]["title"] == "Refunds"
+    assert "business days" in follow_up["answer"]
+
+
+def test_an_identifier_finds_its_document(chat):
+    turn = chat.ask("What does BW-4012 mean?")
+    assert turn["done"]["action"] == "answer"
+    assert turn["citations"]["citations"][0]["url"].endswith("troubleshooting/error-codes.md")
+    assert "BW-4012" in turn["answer"]
+
+
+def test_an_unanswerable_question_gets_an_honest_dont_know_a_hand_off_and_a_recorded_gap(chat):
+    turn = chat.ask("What is the capital of Mongolia?")
+
+    assert turn["done"]["action"] == "handoff"
+    assert turn["done"]["confidence"] < 0.5
+    assert "couldn't find" in turn["answer"] and "person" in turn["answer"]
+    assert turn["citations"]["citations"] == []
+    gaps = memory().list_gaps("default")
+    assert [g.question for g in gaps] == ["What is the capital of Mongolia?"]
+
+
+def test_asking_for_a_person_is_a_hand_off_action(chat):
+    turn = chat.ask("Can I talk to a human please?")
+    assert turn["done"]["action"] == "handoff"
+    assert turn["citations"]["citations"] == []
+
+
+# --- sessions, feedback, hand-off -------------------------------------------------------------------------------------
+def test_the_session_returns_the_conversation_with_the_citations_shown(chat):
+    turn = chat.ask("How long does a refund take?")
+    session_id = turn["session"]["session_id"]
+
+    response = chat.get(f"/v1/sessions/{session_id}")
+    assert response.status_code == 200
+    messages = response.json()["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[0]["text"] == "How long does a refund take?"
+    assert messages[1]["text"] == turn["answer"]
+    assert messages[1]["citations"] == turn["citations"]["citations"]
+    assert messages[1]["action"] == "answer" and messages[1]["turn_id"] == turn["session"]["turn_id"]
+
+    assert chat.get("/v1/sessions/" + "x" * 22).status_code == 404
+
+
+def test_feedback_is_stored_and_unknown_turns_are_404(chat):
+    turn = chat.ask("How do I reset my password?")
+    ids = turn["session"]
+    response = chat.post("/v1/feedback", {"session_id": ids["session_id"], "turn_id": ids["turn_id"],
+                                          "rating": "down", "reason": "too long"})
+    assert response.status_code == 204
+    stored = memory()._connection.client.document("tenants", "default", "feedback", ids["turn_id"]).get().to_dict()
+    assert stored["rating"] == "down" and stored["reason"] == "too long"
+
+    missing = chat.post("/v1/feedback", {"session_id": ids["session_id"], "turn_id": "nosuchturn", "rating": "up"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    bad = chat.post("/v1/feedback", {"session_id": ids["session_id"], "turn_id": ids["turn_id"], "rating": "meh"})
+    assert bad.status_code == 400
+
+
+class Webhook:
+    """A help desk's webhook endpoint that records what it receives."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/tickets"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_hand_off_creates_a_ticket_with_the_transcript_and_posts_it_to_the_webhook(make_chat):
+    webhook = Webhook()
+    try:
+        chat = make_chat(HANDOFF_WEBHOOK_URL=webhook.url)
+        turn = chat.ask("What is the capital of Mongolia?")
+        session_id = turn["session"]["session_id"]
+
+        response = chat.post("/v1/handoff", {"session_id": session_id, "contact": "ana@example.com"})
+        assert response.status_code == 201
+        ticket_id = response.json()["ticket_id"]
+        ticket = memory()._connection.client.document("tenants", "default", "tickets", ticket_id).get().to_dict()
+        assert ticket["status"] == "open" and ticket["contact"] == "ana@example.com"
+        assert [m["role"] for m in ticket["transcript"]] == ["user", "assistant"]
+        assert ticket["transcript"][0]["text"] == "What is the capital of Mongolia?"
+
+        assert len(webhook.received) == 1
+        assert webhook.received[0]["ticket_id"] == ticket_id
+        assert webhook.received[0]["transcript"][0]["text"] == "What is the capital of Mongolia?"
+
+        assert chat.post("/v1/handoff", {"session_id": "y" * 22}).status_code == 404
+    finally:
+        webhook.server.shutdown()
+
+
+# --- limits and identity ----------------------------------------------------------------------------------------------
+def test_the_per_session_rate_limit_answers_429_with_retry_after(make_chat):
+    chat = make_chat(RATE_LIMIT_SESSION_PER_MINUTE=2)
+    session_id = chat.ask("How do I reset my password?")["session"]["session_id"]
+    chat.ask("How long does a refund take?", session_id)
+    chat.ask("What does BW-4012 mean?", session_id)  # the limit counts messages naming the session: 2 so far
+
+    response = chat.post("/v1/chat", {"message": "one more", "session_id": session_id})
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.json()["error"]["code"] == "rate_limited"
+
+
+def test_signed_user_ids_are_verified_and_keep_history_across_sessions(make_chat):
+    from shared.memory import sign_user_id
+
+    secret = "s" * 40
+    chat = make_chat(USER_TOKEN_SECRET=secret)
+    token = sign_user_id("user-42", secret, ttl=600)
+    first = chat.ask("How do I reset my password?", user_token=token)
+    second = chat.ask("How long does a refund take?", user_token=token)
+    assert first["session"]["session_id"] != second["session"]["session_id"]
+    history = memory().user_history("default", "user-42")
+    assert [h.question for h in history] == ["How do I reset my password?", "How long does a refund take?"]
+
+    forged = token[:-1] + ("0" if token[-1] != "0" else "1")
+    for bad in (forged, "user-42", sign_user_id("user-42", "t" * 40, ttl=600)):
+        response = chat.post("/v1/chat", {"message": "hi", "user_token": bad})
+        assert response.status_code == 401, bad
+        assert response.json()["error"]["code"] in ("invalid_user_token", "user_token_expired")
+
+
+def test_an_expired_session_is_not_resumed(make_chat, monkeypatch):
+    chat = make_chat()
+    first = chat.ask("How do I reset my password?")
+    session_id = first["session"]["session_id"]
+    # Expire it the way time would: its expires_at in the past.
+    from datetime import datetime, timezone
+
+    ref = memory()._connection.client.document("tenants", "default", "sessions", session_id)
+    ref.update({"expires_at": datetime(2020, 1, 1, tzinfo=timezone.utc)})
+
+    assert chat.get(f"/v1/sessions/{session_id}").status_code == 404
+    again = chat.ask("and how long does that take?", session_id)
+    assert again["session"]["session_id"] != session_id  # a new conversation, announced in the first event
+
+
+def test_bad_requests_get_a_clear_4xx(chat):
+    assert chat.post("/v1/chat", {"message": ""}).status_code == 400
+    assert chat.post("/v1/chat", {"message": "x" * 5000}).json()["error"]["message"] == \
+        "message is longer than 4000 characters"
+    assert httpx.post(chat.url + "/v1/chat", content=b"not json", timeout=10,
+                      headers={"Content-Type": "application/json"}).status_code == 400
+    assert httpx.post(chat.url + "/v1/chat", content=b"hello", timeout=10).status_code == 415
