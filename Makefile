@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: setup dev test test-fast package migrate status bench-ingest clean
+.PHONY: setup dev test test-fast package migrate status gaps bench-ingest bench-retrieval coldstart clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt requirements-local.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,17 @@ migrate: setup  ## apply migrations to DATABASE_URL / CLOUD_SQL_INSTANCE
 status: setup  ## document status of the running local stack
 	@source .local/stack.env && $(BIN)/python -m infra.kb status $(ARGS)
 
+gaps: setup  ## questions the local assistant could not answer (coverage gaps)
+	@source .local/stack.env && $(BIN)/python -m infra.kb gaps $(ARGS)
+
 bench-ingest: setup
 	$(BIN)/python -m infra.bench_ingest $(ARGS)
+
+bench-retrieval: setup  ## retrieval quality and latency on ../shared/eval/support-mix (dev queries)
+	$(BIN)/python -m infra.bench_retrieval ../shared/eval/support-mix --queries queries.dev.jsonl --qrels qrels.dev.tsv $(ARGS)
+
+coldstart: setup  ## import time of each function's module in a fresh interpreter
+	$(BIN)/python -m infra.coldstart $(ARGS)
 
 clean:
 	rm -rf dist .pytest_cache test-artifacts

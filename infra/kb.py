@@ -4,6 +4,8 @@
     python -m infra.kb events [--limit 20]                           the newest ingest events and their outcomes
     python -m infra.kb requeue [--failed]                             enqueue again every version that did not finish
                                                                       (after the queue gave up, or a local restart)
+    python -m infra.kb gaps [--tenant default] [--limit 20]           questions the assistant could not answer
+                                                                      (Firestore coverage gaps), most asked first
 """
 
 from __future__ import annotations
@@ -61,9 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     events.add_argument("--limit", type=int, default=20)
     requeue = sub.add_parser("requeue", help="enqueue unfinished versions again")
     requeue.add_argument("--failed", action="store_true", help="also retry versions that failed while embedding")
+    gaps = sub.add_parser("gaps", help="questions the assistant could not answer, most asked first")
+    gaps.add_argument("--tenant")
+    gaps.add_argument("--limit", type=int, default=20)
     args = parser.parse_args(argv)
 
     settings = Settings.from_env().validate()
+    if args.command == "gaps":
+        print(_gaps_table(settings, args.tenant or settings.default_tenant, args.limit))
+        return 0
     db = Database(settings)
     try:
         if args.command == "requeue":
@@ -84,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         db.close()
     return 0
+
+
+def _gaps_table(settings: Settings, tenant: str, limit: int) -> str:
+    from shared.memory import MemoryStore
+
+    gaps = MemoryStore.from_settings(settings).list_gaps(tenant, limit)
+    rows = [{"count": g.count, "last_seen": g.last_seen.strftime("%Y-%m-%d %H:%M"),
+             "top_score": "" if g.top_score is None else f"{g.top_score:.2f}", "question": g.question} for g in gaps]
+    return _table(rows, ["count", "last_seen", "top_score", "question"])
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -276,3 +276,91 @@ def test_bad_requests_get_a_clear_4xx(chat):
     assert httpx.post(chat.url + "/v1/chat", content=b"not json", timeout=10,
                       headers={"Content-Type": "application/json"}).status_code == 400
     assert httpx.post(chat.url + "/v1/chat", content=b"hello", timeout=10).status_code == 415
+
+
+# --- answering with Gemini (the real SDK against the stand-in) ---------------------------------------------------------
+@pytest.fixture
+def gemini_chat(make_chat, gemini):
+    chat = make_chat(GEMINI_API_KEY="test-key", GEMINI_BASE_URL=gemini.url)
+    memory()._connection.client.document("tenants", "default", "config", "policies").set(
+        {"text": "Never promise a refund after 30 days."})
+    return chat, gemini
+
+
+def generation_requests(gemini):
+    return [r for r in gemini.requests if "generateContent" in r.path]
+
+
+def test_gemini_streams_the_answer_with_the_policies_and_sources_in_the_system_instruction(gemini_chat):
+    chat, gemini = gemini_chat
+    gemini.script_stream(["Refunds reach your card ", "in 5-10 business days [1]", "."])
+    turn = chat.ask("How long does a refund take?")
+
+    assert turn["answer"] == "Refunds reach your card in 5-10 business days [1]."
+    assert turn["done"]["action"] == "answer"
+    assert [c["number"] for c in turn["citations"]["citations"]] == [1]
+    instruction = json.dumps(generation_requests(gemini)[-1].body["systemInstruction"])
+    assert "Never promise a refund after 30 days." in instruction
+    assert "[1] Refunds" in instruction
+
+
+def test_citations_the_model_invents_never_reach_the_user(gemini_chat):
+    chat, gemini = gemini_chat
+    gemini.script_stream(["Refunds take 5-10 business days [1][", "9]. See also [42", "]."])
+    turn = chat.ask("How long does a refund take?")
+
+    assert "[9]" not in turn["answer"] and "[42]" not in turn["answer"]
+    assert "[1]" in turn["answer"]
+    assert [c["number"] for c in turn["citations"]["citations"]] == [1]
+    stored = chat.get(f"/v1/sessions/{turn['session']['session_id']}").json()["messages"][1]
+    assert stored["text"] == turn["answer"]
+
+
+def test_a_failure_mid_stream_ends_with_an_error_event_and_the_turn_is_kept(gemini_chat):
+    chat, gemini = gemini_chat
+    gemini.script_stream(["Refunds reach ", "your card ", "in 5-10 days [1]."], fail_after=2)
+    turn = chat.ask("How long does a refund take?")
+
+    assert turn["events"][-1] == "error" and "done" not in turn["events"]
+    assert turn["answer"] == "Refunds reach your card "
+    assert "went wrong" in turn["error"]["message"] and "Traceback" not in json.dumps(turn["error"])
+    stored = chat.get(f"/v1/sessions/{turn['session']['session_id']}").json()["messages"]
+    assert stored[1]["text"].startswith("Refunds reach your card") and "interrupted" in stored[1]["text"]
+
+
+def test_a_throttled_model_is_retried_and_a_down_one_falls_back_to_quoting(gemini_chat):
+    chat, gemini = gemini_chat
+    gemini.fail_next(1, status=429)
+    gemini.script_stream(["Within 5-10 business days [1]."])
+    assert chat.ask("How long does a refund take?")["answer"] == "Within 5-10 business days [1]."
+
+    gemini.fail_next(20, status=503)
+    turn = chat.ask("How long does a refund take?")
+    assert turn["done"]["action"] == "answer"
+    assert turn["answer"].startswith("Here is what our documentation says")
+    assert turn["citations"]["citations"][0]["title"] == "Refunds"
+
+
+def test_the_models_hand_off_call_is_a_structured_action_and_a_recorded_gap(gemini_chat):
+    chat, gemini = gemini_chat
+    gemini.script_function_call("hand_off_to_human", {"reason": "the sources do not cover chargebacks"})
+    turn = chat.ask("How do I dispute a chargeback with my bank for a refund?")
+
+    assert turn["done"]["action"] == "handoff"
+    assert turn["citations"]["citations"] == []
+    assert "person" in turn["answer"]
+    assert memory().list_gaps("default")[0].question == "How do I dispute a chargeback with my bank for a refund?"
+
+
+def test_a_follow_up_is_rewritten_by_the_model_only_when_it_depends_on_context(gemini_chat):
+    chat, gemini = gemini_chat
+    gemini.script_stream(["You can ask for a refund within 30 days [1]."])
+    first = chat.ask("Can I get a refund?")
+    assert len(generation_requests(gemini)) == 1  # a standalone question: no rewrite call
+
+    gemini.script_reply("How long does a refund take to arrive?")  # the rewrite
+    gemini.script_stream(["5-10 business days [1]."])
+    second = chat.ask("and how long does that take?", first["session"]["session_id"])
+    calls = generation_requests(gemini)
+    assert len(calls) == 3 and "streamGenerateContent" not in calls[1].path
+    assert second["citations"]["citations"][0]["title"] == "Refunds"
