@@ -288,7 +288,7 @@ def gemini_chat(make_chat, gemini):
 
 
 def generation_requests(gemini):
-    return [r for r in gemini.requests if "generateContent" in r.path]
+    return [r for r in gemini.requests if "generatecontent" in r.path.lower()]
 
 
 def test_gemini_streams_the_answer_with_the_policies_and_sources_in_the_system_instruction(gemini_chat):
@@ -299,7 +299,7 @@ def test_gemini_streams_the_answer_with_the_policies_and_sources_in_the_system_i
     assert turn["answer"] == "Refunds reach your card in 5-10 business days [1]."
     assert turn["done"]["action"] == "answer"
     assert [c["number"] for c in turn["citations"]["citations"]] == [1]
-    instruction = json.dumps(generation_requests(gemini)[-1].body["systemInstruction"])
+    instruction = json.dumps(generation_requests(gemini)[-1].json["systemInstruction"])
     assert "Never promise a refund after 30 days." in instruction
     assert "[1] Refunds" in instruction
 
@@ -322,7 +322,7 @@ def test_a_failure_mid_stream_ends_with_an_error_event_and_the_turn_is_kept(gemi
     turn = chat.ask("How long does a refund take?")
 
     assert turn["events"][-1] == "error" and "done" not in turn["events"]
-    assert turn["answer"] == "Refunds reach your card "
+    assert turn["answer"].strip() == "Refunds reach your card"  # what streamed before the cut
     assert "went wrong" in turn["error"]["message"] and "Traceback" not in json.dumps(turn["error"])
     stored = chat.get(f"/v1/sessions/{turn['session']['session_id']}").json()["messages"]
     assert stored[1]["text"].startswith("Refunds reach your card") and "interrupted" in stored[1]["text"]
