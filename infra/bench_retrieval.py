@@ -139,8 +139,10 @@ def run(args, url: str) -> int:
     from shared.vectors import create_vector_index
 
     settings = Settings.from_env({**os.environ, "DATABASE_URL": url}).validate()
+    migrator = Database(settings, timeout=None)  # a migration's backfill may take minutes on a large index
+    apply_migrations(migrator)
+    migrator.close()
     db = Database(settings)
-    apply_migrations(db)
     store, embedder, index = DocumentStore(db), create_embedder(settings), create_vector_index(settings, db)
     cache = EmbeddingCache(db)
     indexer = Indexer(settings, store, embedder, cache, index)

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", action="store_true", help="list applied and pending migrations, change nothing")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(message)s")
-    db = Database(Settings.from_env().validate())
+    db = Database(Settings.from_env().validate(), timeout=None)  # a backfill may take minutes
     try:
         if args.status:
             with db.connection() as conn:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 _CONNECTION_ERRORS = (pg8000.dbapi.InterfaceError, OSError, TimeoutError)
 
 
-def _direct_connect_args(url: str) -> dict:
+def _direct_connect_args(url: str, timeout: float | None = 10.0) -> dict:
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("postgresql", "postgres"):
         raise ConfigurationError("DATABASE_URL must start with postgresql://")
@@ -36,7 +36,7 @@ def _direct_connect_args(url: str) -> dict:
     args = {
         "user": urllib.parse.unquote(parsed.username or "postgres"),
         "database": (parsed.path or "/postgres").lstrip("/") or "postgres",
-        "timeout": 10,
+        "timeout": timeout,
     }
     if parsed.password:
         args["password"] = urllib.parse.unquote(parsed.password)
@@ -51,8 +51,10 @@ def _direct_connect_args(url: str) -> dict:
 class Database:
     """A thread-safe pool of connections. Use `with db.transaction() as cur:` for work that must commit together."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, timeout: float | None = 10.0):
+        """`timeout`: seconds a direct connection waits for the server (None: no limit, for long migrations)."""
         self._settings = settings
+        self._timeout = timeout
         self._pool: queue.LifoQueue = queue.LifoQueue(maxsize=max(1, settings.db_pool_size))
         self._connector = None
         self._lock = threading.Lock()
@@ -65,7 +67,7 @@ class Database:
                 return self._cloud_sql_connector().connect(
                     s.cloud_sql_instance, "pg8000", user=s.db_user, db=s.db_name, enable_iam_auth=True
                 )
-            return pg8000.dbapi.connect(**_direct_connect_args(s.database_url))
+            return pg8000.dbapi.connect(**_direct_connect_args(s.database_url, self._timeout))
         except _CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
 
