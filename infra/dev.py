@@ -45,13 +45,15 @@ def upload_sample_kb(stack: LocalStack) -> int:
     return uploaded
 
 
-def warm_embed(stack: LocalStack) -> None:
+def warm_up(stack: LocalStack) -> None:
+    """Load the embedding model in `embed` and `chat` now, not on the first upload or the first question."""
     import urllib.request
 
-    try:
-        urllib.request.urlopen(stack.urls["embed"] + "/healthz?warm=1", timeout=120).close()
-    except OSError as exc:
-        logging.getLogger("dev").warning("could not warm the embed function: %s", exc)
+    for function in ("embed", "chat"):
+        try:
+            urllib.request.urlopen(stack.urls[function] + "/healthz?warm=1", timeout=120).close()
+        except OSError as exc:
+            logging.getLogger("dev").warning("could not warm the %s function: %s", function, exc)
 
 
 def requeue_interrupted(stack: LocalStack) -> int:
@@ -102,8 +104,7 @@ def main() -> int:
         stack.start()  # a Ctrl-C during start-up: the handler sets `stopping`, and the loop below exits at once
         env_file = data_dir / "stack.env"
         stack.write_env_file(env_file)
-        # Load the embedding model now, not on the editor's first upload.
-        threading.Thread(target=warm_embed, args=(stack,), daemon=True).start()
+        threading.Thread(target=warm_up, args=(stack,), daemon=True).start()
         requeued = requeue_interrupted(stack)
         uploaded = upload_sample_kb(stack)
         logging.getLogger("dev").info("uploaded %d sample file(s) from infra/sample_kb; requeued %d unfinished "

@@ -1,6 +1,6 @@
 """chat: the HTTPS API the web widget calls; `openapi.yaml` next to this file is the contract.
 
-    GET  /healthz (and /)        {"status": "ok"}
+    GET  /healthz (and /)        {"status": "ok"}; `?warm=1` first loads the model and opens the database
     POST /v1/chat                the answer as Server-Sent Events, or one JSON object with `Accept: application/json`
     GET  /v1/sessions/{id}       the conversation (`?tenant=` optional)
     POST /v1/feedback            204
@@ -45,6 +45,9 @@ def chat(request: flask.Request) -> flask.Response:
 
 
 def health(request: flask.Request, settings: Settings) -> flask.Response:
+    """`?warm=1` also loads the embedding model and opens the database, so the first question is fast."""
+    if request.args.get("warm"):
+        services.retriever().retrieve("warm-up", settings.default_tenant)
     return flask.jsonify({"status": "ok"})
 
 

@@ -50,8 +50,7 @@ _HUMAN = re.compile(
     re.IGNORECASE)
 _ASKING = re.compile(r"\b(talk|speak|chat|connect|transfer|escalate|contact|reach|want|need|get)\b", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_STOP = frozenset("a an the and or of to in on for is are was be it this that my your i we you how what why when "
-                  "do does can could should would with about please help me".split())
+_MARKUP = re.compile(r"(?m)^\s*(?:#{1,6}|[-*+]|\d{1,3}[.)]|>|\|)\s+|[*_`|]{1,3}|\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -141,12 +140,11 @@ class ChatService:
         topics = [request.topic] if request.topic else None
         result = self._retriever.retrieve(rewrite.query, request.tenant, top_k=self._settings.chat_max_sources,
                                           topics=topics)
-        log.info("retrieved", extra={"labels": {"query_method": rewrite.method},
-                                     "retrieval": {"confidence": result.confidence, **result.timings,
-                                                   "documents": [d.document_id for d in result.documents]}})
+        log.info("retrieved %d documents in %.0f ms, confidence %.2f (query %s)", len(result.documents),
+                 result.timings.get("total_ms", 0.0), result.confidence, rewrite.method)
         if result.confidence < self._settings.answer_min_confidence:
             return (yield from self._dont_know(prepared, said, result.confidence))
-        if _too_vague(rewrite.query, result.documents):
+        if rewrite.method == "none" and _too_vague(message, result.documents):
             titles = list(dict.fromkeys(d.title for d in result.documents[:3]))
             yield from _say("Could you tell me a bit more about what you need? For example: "
                             + "; ".join(titles) + "?", said)
@@ -157,7 +155,7 @@ class ChatService:
                    for i, d in enumerate(result.documents, 1)]
         answer_request = AnswerRequest(question=message, query=rewrite.query, sources=sources, history=history,
                                        summary=session.summary, policies=self._memory.policies.get(request.tenant))
-        checker = CitationFilter(s.number for s in sources)
+        checker = CitationFilter((s.number for s in sources), renumber=True)
         action = None
         for piece in self._stream_answer(answer_request):
             if isinstance(piece, Action):
@@ -173,7 +171,7 @@ class ChatService:
             self._gap(request, session, result.confidence)
             return self._finish(prepared, said, [], "handoff", result.confidence)
         by_number = {s.number: (s, d) for s, d in zip(sources, result.documents)}
-        citations = [_citation(n, *by_number[n]) for n in checker.cited]
+        citations = [_citation(shown, *by_number[n]) for shown, n in enumerate(checker.cited, 1)]
         kind = "clarify" if action is not None and action.kind == "clarify" else "answer"
         return self._finish(prepared, said, citations, kind, result.confidence)
 
@@ -293,14 +291,13 @@ def _asks_for_human(message: str) -> bool:
     return bool(_HUMAN.search(message) and _ASKING.search(message)) and len(message) <= 200
 
 
-def _too_vague(query: str, documents) -> bool:
-    """One or two content words, and the best documents are about different things with similar scores."""
-    words = [w for w in _WORD.findall(query.lower()) if w not in _STOP]
-    if len(words) > 2 or len(documents) < 2 or documents[0].exact:
+def _too_vague(message: str, documents) -> bool:
+    """A fragment rather than a question ("cancel", "billing issue": at most two words, no question mark), whose
+    two best documents are about different things (topics) with nearly the same score."""
+    if "?" in message or len(_WORD.findall(message)) > 2 or len(documents) < 2 or documents[0].exact:
         return False
-    top = documents[0].score
-    close = [d for d in documents[:3] if d.score >= top - 0.05]
-    return len({d.topic for d in close}) >= 2
+    first, second = documents[0], documents[1]
+    return first.topic != second.topic and second.score >= first.score - 0.02
 
 
 def _say(text: str, said: list[str]) -> Iterator[Delta]:
@@ -316,8 +313,8 @@ def _emit(text: str, said: list[str]) -> Iterator[Delta]:
 
 
 def _citation(number: int, source: Source, document) -> Citation:
-    best = document.chunks[0].text if document.chunks else source.text
-    snippet = " ".join(best.split())
+    best = next((c.text for c in document.chunks if c.chunk_id == document.best_chunk_id), source.text)
+    snippet = " ".join(_MARKUP.sub(" ", best).split())
     if len(snippet) > SNIPPET_CHARS:
         snippet = snippet[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
     return Citation(number=number, title=source.title, url=document.url or document.source_uri,

@@ -35,8 +35,11 @@ _SPACE = (" ", "\t")
 class CitationFilter:
     """Removes citation numbers that match no source from a stream of text; records the valid ones cited."""
 
-    def __init__(self, valid_numbers: Iterable[int]):
+    def __init__(self, valid_numbers: Iterable[int], renumber: bool = False):
+        """`renumber`: show citations as 1, 2, 3… in order of first use (source 4 cited first reads "[1]");
+        `cited[i]` is then the source shown as number i + 1."""
         self._valid = frozenset(valid_numbers)
+        self._renumber = renumber
         self._pending = ""
         self._cited: list[int] = []
         self.removed = 0  # invalid citation numbers removed so far
@@ -104,6 +107,8 @@ class CitationFilter:
         invalid = sum(1 for n in numbers if n not in self._valid)
         self.removed += invalid
         self._cited.extend(n for n in kept if n not in self._cited)
+        if self._renumber:
+            return "[" + ", ".join(str(self._cited.index(n) + 1) for n in kept) + "]" if kept else ""
         if not invalid:
             return marker.group(0)
         return "[" + ", ".join(map(str, kept)) + "]" if kept else ""

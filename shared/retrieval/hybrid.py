@@ -2,8 +2,8 @@
 
     question ──┬─ keyword leg (BM25F over PostgreSQL postings) ──┐
                └─ vector leg (embedding -> vector index) ────────┴─ fuse per chunk -> group by document
-    + identifiers in the question (error codes, quoted strings, product names) found verbatim in a few chunks
-      put those chunks first.
+    + identifiers in the question found verbatim in a few chunks raise those chunks: quoted strings and codes
+      (BW-4012, 0x80070005) put them first, product-like names (SharePoint, SSO) give a smaller boost.
 
 Fusion. Reciprocal-rank fusion throws the scores away and lets a weak leg drag a strong one down (on our benchmark
 it scores well below dense retrieval alone). Here each leg's scores are kept and scaled: the vector leg's cosine
@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shared.db import Database
 from shared.retrieval import ChunkHit
@@ -42,6 +42,7 @@ class DocumentHit:
     keyword_score: float  # best chunk's BM25 divided by the query's best (0 if the keyword leg missed it)
     chunks: tuple[ChunkHit, ...]
     exact: bool = False  # an identifier of the question occurs verbatim in it
+    best_chunk_id: str = ""  # the chunk that scored best
 
 
 @dataclass(frozen=True)
@@ -57,30 +58,38 @@ class RetrievalResult:
 
 
 # --- identifiers ----------------------------------------------------------------------------------------------------
-_QUOTED = re.compile(r"[\"“”«»`']([^\"“”«»`'\n]{2,80})[\"“”«»`']")
+_QUOTED = re.compile(r"[\"“”«»`]([^\"“”«»`\n]{2,80})[\"“”«»`]|(?<![\w'’])'([^'\n]{2,80})'(?![\w'’])")
 _CODE = re.compile(r"(?<![\w-])(?=[\w.:/-]*\d)(?=[\w.:/-]*[A-Za-z])[A-Za-z0-9][\w.:/-]*[A-Za-z0-9](?![\w-])"
                    r"|(?<![\w.-])\d{3,}(?![\w-])")
+# An error or ticket code rather than a version or a size: two letters and three digits at least (BW-4012,
+# EJPAS0017E, CVE-2017-3156), or hexadecimal (0x80070005). "v7.2", "12c", "64bit" and "404" are only names.
+_ERROR_CODE = re.compile(r"(?=(?:.*[A-Za-z]){2})(?=(?:.*\d){3}).+|0[xX][0-9A-Fa-f]{4,}")
 _NAME = re.compile(r"(?<![\w'’-])(?:[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*|[A-Z]{2,}[A-Z0-9_]*|[A-Z][a-z]{2,})(?![\w'’-])")
-_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|\n)\s*$")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n)\s*$")
 MAX_IDENTIFIERS = 5
 RARE_CHUNKS = 25  # an identifier matching more chunks than this does not identify anything
+STRONG = 1.0  # quoted strings and codes with digits: someone typed them on purpose; their chunks lead
+NAME = 0.2  # product-like names (CamelCase, ALLCAPS, a capitalised word inside a sentence): a boost, not a verdict
 
 
-def find_identifiers(question: str) -> list[str]:
-    """Candidate identifiers in a question: quoted strings, codes with digits (BW-4012, 0x80070005, 404), and names
-    (CamelCase, ALLCAPS, or Capitalised words not starting a sentence). Whether one identifies anything is decided
-    against the knowledge base (it must be rare there)."""
-    found: list[str] = []
+def find_identifiers(question: str) -> list[tuple[str, float]]:
+    """Candidate identifiers in a question with their weight: quoted strings and error codes (BW-4012, 0x80070005)
+    are STRONG; versions and numbers (v7.2, 404) and names (CamelCase, ALLCAPS, or Capitalised words not starting a
+    sentence) weigh NAME.
+    Whether one identifies anything is decided against the knowledge base (it must be rare there)."""
+    found: dict[str, float] = {}
     for match in _QUOTED.finditer(question):
-        found.append(match.group(1).strip())
+        found.setdefault((match.group(1) or match.group(2)).strip(), STRONG)
     unquoted = _QUOTED.sub(" ", question)
-    found += [m.group(0) for m in _CODE.finditer(unquoted)]
+    for match in _CODE.finditer(unquoted):
+        code = match.group(0)
+        found.setdefault(code, STRONG if _ERROR_CODE.fullmatch(code) else NAME)
     for match in _NAME.finditer(unquoted):
         word = match.group(0)
         if word[1:].islower() and _SENTENCE_START.search(unquoted[: match.start()]):
             continue  # "How ..." at a sentence start is not a name
-        found.append(word)
-    return list(dict.fromkeys(f for f in found if f))[:MAX_IDENTIFIERS]
+        found.setdefault(word, NAME)
+    return [(text, weight) for text, weight in found.items() if text][:MAX_IDENTIFIERS]
 
 
 def _verbatim_pattern(identifier: str) -> str:
@@ -132,19 +141,21 @@ class Retriever:
 
     def fuse(self, keyword_hits: list[ChunkHit], vector_hits: list[ChunkHit],
              exact: list[ChunkHit] = ()) -> list[DocumentHit]:
-        """Fused chunk scores grouped into documents, best first; documents with an exact identifier match lead."""
+        """Fused chunk scores (plus the identifier weight of chunks that contain identifiers of the question),
+        grouped into documents, best first."""
         kw_top = max((h.score for h in keyword_hits), default=0.0) or 1.0
         keyword = {h.chunk_id: h.score / kw_top for h in keyword_hits}
         vector = {h.chunk_id: h.score for h in vector_hits}
+        boost = {h.chunk_id: h.score for h in exact}
         kw_floor = min(keyword.values(), default=0.0)
         vec_floor = min(vector.values(), default=0.0)
-        chunks = {h.chunk_id: h for h in (*vector_hits, *keyword_hits, *exact)}
-        exact_ids = {h.chunk_id for h in exact}
+        chunks = {h.chunk_id: h for h in (*exact, *keyword_hits, *vector_hits)}
         w = self._vector_weight
-        fused = {cid: w * vector.get(cid, vec_floor) + (1 - w) * keyword.get(cid, kw_floor) for cid in chunks}
+        fused = {cid: w * vector.get(cid, vec_floor) + (1 - w) * keyword.get(cid, kw_floor) + boost.get(cid, 0.0)
+                 for cid in chunks}
 
         by_document: dict[str, list[str]] = {}
-        for cid in sorted(chunks, key=lambda c: (c not in exact_ids, -fused[c], c)):
+        for cid in sorted(chunks, key=lambda c: (-fused[c], c)):
             by_document.setdefault(chunks[cid].document_id, []).append(cid)
         documents = []
         for doc_id, ids in by_document.items():
@@ -155,9 +166,10 @@ class Retriever:
                 document_id=doc_id, title=head.title, url=head.url, source_uri=head.source_uri, topic=head.topic,
                 score=fused[best], vector_score=max((vector.get(c, 0.0) for c in ids), default=0.0),
                 keyword_score=max((keyword.get(c, 0.0) for c in ids), default=0.0),
-                chunks=tuple(chunks[c] for c in kept), exact=any(c in exact_ids for c in ids),
+                chunks=tuple(chunks[c] for c in kept), exact=any(boost.get(c, 0.0) >= STRONG for c in ids),
+                best_chunk_id=best,
             ))
-        documents.sort(key=lambda d: (not d.exact, -d.score, d.document_id))
+        documents.sort(key=lambda d: (-d.score, d.document_id))
         return documents
 
     def confidence(self, documents: list[DocumentHit]) -> float:
@@ -172,15 +184,17 @@ class Retriever:
         return round(min(1.0, max(0.0, scaled)), 3)
 
     def _exact_matches(self, query: str, tenant: str, topics: list[str] | None) -> tuple[list[str], list[ChunkHit]]:
-        """Identifiers of the question that occur verbatim in at most RARE_CHUNKS chunks, and those chunks."""
+        """Identifiers of the question that occur verbatim in at most RARE_CHUNKS chunks, and those chunks, each
+        scored with the summed weight of the identifiers it contains."""
         identifiers = find_identifiers(query)
         if not identifiers:
             return [], []
         matched: list[str] = []
-        hits: list[ChunkHit] = []
+        hits: dict[str, ChunkHit] = {}
+        weights: dict[str, float] = {}
         sql = _EXACT_SQL.replace("TOPIC_FILTER", "AND c.topic = ANY(%s)" if topics else "")
         with self._db.transaction() as cur:
-            for identifier in identifiers:
+            for identifier, weight in identifiers:
                 pattern = _verbatim_pattern(identifier)
                 cur.execute(sql, [tenant, identifier, pattern, pattern, pattern,
                                   *([list(topics)] if topics else []), RARE_CHUNKS + 1])
@@ -188,10 +202,12 @@ class Retriever:
                 if not rows or len(rows) > RARE_CHUNKS:
                     continue
                 matched.append(identifier)
-                hits += [ChunkHit(chunk_id=r[0], document_id=r[1], score=1.0, title=r[2],
-                                  heading_path=tuple(r[3] or ()), text=r[4], source_uri=r[5], url=r[6], topic=r[7])
-                         for r in rows]
-        return matched, hits
+                for r in rows:
+                    weights[r[0]] = weights.get(r[0], 0.0) + weight
+                    hits.setdefault(r[0], ChunkHit(chunk_id=r[0], document_id=r[1], score=0.0, title=r[2],
+                                                   heading_path=tuple(r[3] or ()), text=r[4], source_uri=r[5],
+                                                   url=r[6], topic=r[7]))
+        return matched, [replace(hit, score=weights[cid]) for cid, hit in hits.items()]
 
 
 def _ordinal(chunk_id: str) -> int:

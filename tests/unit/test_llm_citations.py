@@ -133,3 +133,11 @@ def test_an_unfinished_marker_is_flushed_as_is_at_the_end():
     assert citations.feed("see [1") == "see"
     assert citations.finish() == " [1"
     assert citations.cited == []
+
+
+def test_renumbering_shows_citations_in_order_of_first_use():
+    checker = CitationFilter([1, 2, 3, 4], renumber=True)
+    text = "".join(checker.feed(c) for c in "Refunds take days [3]. Invoices [4][3] and [9], see [2, 4].") \
+        + checker.finish()
+    assert text == "Refunds take days [1]. Invoices [2][1] and, see [3, 2]."
+    assert checker.cited == [3, 4, 2] and checker.removed == 1
