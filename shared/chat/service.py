@@ -154,7 +154,8 @@ class ChatService:
                           url=d.url or d.source_uri, document_id=d.document_id)
                    for i, d in enumerate(result.documents, 1)]
         answer_request = AnswerRequest(question=message, query=rewrite.query, sources=sources, history=history,
-                                       summary=session.summary, policies=self._memory.policies.get(request.tenant))
+                                       summary=self._summary(session),
+                                       policies=self._memory.policies.get(request.tenant))
         checker = CitationFilter((s.number for s in sources), renumber=True)
         action = None
         for piece in self._stream_answer(answer_request):
@@ -174,6 +175,20 @@ class ChatService:
         citations = [_citation(shown, *by_number[n]) for shown, n in enumerate(checker.cited, 1)]
         kind = "clarify" if action is not None and action.kind == "clarify" else "answer"
         return self._finish(prepared, said, citations, kind, result.confidence)
+
+    def _summary(self, session) -> str:
+        """The session's rolling summary, and for a signed user what they asked in earlier sessions."""
+        summary = session.summary
+        if session.user_id is not None and session.turn_count == 0:
+            try:
+                earlier = self._memory.user_history(session.tenant, session.user_id, n=3)
+            except AppError as exc:
+                log.warning("could not read the user's history: %s", exc)
+                earlier = []
+            if earlier:
+                summary = (summary + "\n" if summary else "") + "In earlier conversations this customer asked: " + \
+                    "; ".join(f"{h.question!r}" for h in earlier)
+        return summary
 
     def _stream_answer(self, request: AnswerRequest) -> Iterator[str | Action]:
         """The configured answerer; if it fails before producing anything, the extractive one (a quoted answer

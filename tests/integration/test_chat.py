@@ -372,3 +372,18 @@ def test_the_warm_up_health_check_loads_the_model_before_the_first_question(chat
     response = chat.get("/healthz?warm=1")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
     assert services.embedder()._model is not None
+
+
+def test_a_signed_users_earlier_questions_reach_the_model_in_a_new_session(make_chat, gemini):
+    from shared.memory import sign_user_id
+
+    secret = "k" * 40
+    chat = make_chat(GEMINI_API_KEY="test-key", GEMINI_BASE_URL=gemini.url, USER_TOKEN_SECRET=secret)
+    token = sign_user_id("user-7", secret, ttl=600)
+    gemini.script_stream(["Reset links expire after 60 minutes [1]."])
+    chat.ask("How do I reset my password?", user_token=token)
+    gemini.script_stream(["Refunds take 5-10 business days [1]."])
+    chat.ask("How long does a refund take?", user_token=token)  # a new session: no session_id
+
+    sent = json.dumps(generation_requests(gemini)[-1].json["contents"])
+    assert "In earlier conversations this customer asked" in sent and "How do I reset my password?" in sent
