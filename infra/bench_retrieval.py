@@ -159,7 +159,9 @@ def run(args, url: str) -> int:
     print(f"indexing: {indexed} indexed, {skipped} unchanged, {time.perf_counter() - started:.1f} s")
 
     beir_ids = {document_id(TENANT, source_uri(d)): d.id for d in docs}
-    retriever = Retriever(db, KeywordSearch(db), VectorSearch(db, embedder, index), candidates=CANDIDATES)
+    # Questions are embedded as chat embeds them (create_embedder(for_queries=True): one CPU thread for the local model).
+    questions = create_embedder(settings, for_queries=True)
+    retriever = Retriever(db, KeywordSearch(db), VectorSearch(db, questions, index), candidates=CANDIDATES)
     retriever.retrieve("warm-up question", TENANT)  # load the model, fill the statistics caches
     scores = defaultdict(lambda: defaultdict(list))  # split -> "leg metric" -> values
     latency = defaultdict(list)

@@ -78,7 +78,9 @@ class Settings:
     embed_retry_base_seconds: float = setting(
         "EMBED_RETRY_BASE_SECONDS", 1.0, "First backoff delay; doubles per retry, with jitter."
     )
-    local_embedding_threads: int = setting("LOCAL_EMBEDDING_THREADS", 0, "CPU threads for the local model (0: auto).")
+    local_embedding_threads: int = setting(
+        "LOCAL_EMBEDDING_THREADS", 0, "CPU threads for the local model (0: all cores to index, one per question in chat)."
+    )
 
     # --- Gemini ---------------------------------------------------------------------------------------------------
     gemini_api_key: str = setting("GEMINI_API_KEY", "", "Gemini API key (empty: use Vertex AI if GEMINI_VERTEXAI).")

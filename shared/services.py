@@ -70,8 +70,11 @@ def retriever():
     from shared.retrieval.keyword import KeywordSearch
     from shared.retrieval.vector import VectorSearch
 
+    from shared.embeddings import create_embedder
+
     db = database()
-    return Retriever(db, KeywordSearch(db), VectorSearch(db, embedder(), vector_index()))
+    questions = create_embedder(get_settings(), for_queries=True)
+    return Retriever(db, KeywordSearch(db), VectorSearch(db, questions, vector_index()))
 
 
 @functools.lru_cache(maxsize=1)

@@ -62,12 +62,16 @@ def normalise(vector: Sequence[float]) -> list[float]:
     return [float(v) / norm for v in vector]
 
 
-def create_embedder(settings) -> Embedder:
-    """The adapter EMBEDDER names (explicit mapping, no discovery)."""
+def create_embedder(settings, for_queries: bool = False) -> Embedder:
+    """The adapter EMBEDDER names (explicit mapping, no discovery). `for_queries`: the instance embeds one short
+    question at a time (chat); the local model then uses one CPU thread unless LOCAL_EMBEDDING_THREADS says
+    otherwise — several threads buy nothing on a dozen tokens and, with concurrent requests or a busy CPU, spin
+    against each other (measured here: 23 ms with one thread, 480 ms with two on a loaded 2-core machine)."""
     if settings.embedder == "local":
         from shared.embeddings.local import LocalEmbedder
 
-        return LocalEmbedder(threads=settings.local_embedding_threads, batch_size=settings.embed_batch_size)
+        threads = settings.local_embedding_threads or (1 if for_queries else 0)
+        return LocalEmbedder(threads=threads, batch_size=settings.embed_batch_size)
     if settings.embedder == "gemini":
         from shared.embeddings.gemini import GeminiEmbedder
 
