@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -48,6 +49,15 @@ def _direct_connect_args(url: str, timeout: float | None = 10.0) -> dict:
     return args
 
 
+def _no_delay(conn):
+    """Turn off Nagle's algorithm on a TCP connection: pg8000 writes a query's messages separately, and with Nagle
+    and delayed ACKs each round trip waited tens of milliseconds (measured: a 2 ms vector query took 28 ms)."""
+    sock = getattr(conn, "_usock", None)
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
 class Database:
     """A thread-safe pool of connections. Use `with db.transaction() as cur:` for work that must commit together."""
 
@@ -64,10 +74,10 @@ class Database:
         s = self._settings
         try:
             if s.cloud_sql_instance:
-                return self._cloud_sql_connector().connect(
+                return _no_delay(self._cloud_sql_connector().connect(
                     s.cloud_sql_instance, "pg8000", user=s.db_user, db=s.db_name, enable_iam_auth=True
-                )
-            return pg8000.dbapi.connect(**_direct_connect_args(s.database_url, self._timeout))
+                ))
+            return _no_delay(pg8000.dbapi.connect(**_direct_connect_args(s.database_url, self._timeout)))
         except _CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
 

@@ -35,6 +35,19 @@ def chunk_id(doc_id: str, ordinal: int) -> str:
     return f"{doc_id}#{ordinal}"
 
 
+TITLE_SUFFIX = "#title"
+
+
+def title_vector_id(doc_id: str) -> str:
+    """The id of a document's title vector in the vector index (the title embedded alone; see Indexer)."""
+    return doc_id + TITLE_SUFFIX
+
+
+def vector_ids(doc_id: str, chunk_ids: list[str]) -> list[str]:
+    """Every vector id a document may have in the index: its chunks' and its title's."""
+    return [*chunk_ids, title_vector_id(doc_id)]
+
+
 @dataclass(frozen=True)
 class Document:
     id: str

@@ -169,15 +169,18 @@ class Stack:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]
 
-    def vector_ids(self, tenant: str = "default") -> set[str]:
-        """Every vector id in the tenant's namespace, whatever the backend."""
-        from shared.documents import chunk_id
+    def vector_ids(self, tenant: str = "default", titles: bool = False) -> set[str]:
+        """Every chunk vector id in the tenant's namespace, whatever the backend (and the title vectors' ids,
+        `{document}#title`, with `titles=True`)."""
+        from shared.documents import chunk_id, title_vector_id
 
         index = self.services.vector_index()
         with self.services.database().transaction() as cur:
             cur.execute("SELECT id FROM documents")
             doc_ids = [r[0] for r in cur.fetchall()]
         candidates = [chunk_id(d, i) for d in doc_ids for i in range(200)]
+        if titles:
+            candidates += [title_vector_id(d) for d in doc_ids]
         return index.fetch_ids(tenant, candidates)
 
 

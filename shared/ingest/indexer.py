@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from shared.documents import Document, DocumentStore, Version, chunk_id
+from shared.documents import Document, DocumentStore, Version, chunk_id, title_vector_id, vector_ids
 from shared.errors import AppError, TransientError
 from shared.ingest.chunker import chunk_document
 from shared.logs import bind
@@ -81,17 +81,19 @@ class Indexer:
         ]
         chunked = time.perf_counter()
 
-        embedded = self._embedder.embed_documents([c.embedding_text for c in chunks], cache=self._cache)
+        # The title is embedded on its own too: help articles are often titled by the question they answer, and a
+        # question matches its paraphrase far better than a passage that merely starts with it.
+        texts = [c.embedding_text for c in chunks] + ([title] if title.strip() and chunks else [])
+        embedded = self._embedder.embed_documents(texts, cache=self._cache)
         embedded_at = time.perf_counter()
 
-        records = [
-            VectorRecord(id=c.id, values=v, metadata={"document_id": doc.id, "version_id": version.id,
-                                                       "topic": doc.topic, "tenant": doc.tenant, "ordinal": c.ordinal})
-            for c, v in zip(chunks, embedded.vectors)
-        ]
+        records = [VectorRecord(id=c.id, values=v, metadata={**vector_metadata(doc, version.id), "ordinal": c.ordinal})
+                   for c, v in zip(chunks, embedded.vectors)]
+        if len(texts) > len(chunks):
+            records.append(title_record(doc, version.id, embedded.vectors[-1]))
         self._vectors.upsert(doc.tenant, records)
-        new_ids = {c.id for c in chunks}
-        stale = [i for i in self._store.chunk_ids(doc.id) if i not in new_ids]
+        new_ids = {r.id for r in records}
+        stale = [i for i in vector_ids(doc.id, self._store.chunk_ids(doc.id)) if i not in new_ids]
         self._vectors.delete(doc.tenant, stale)
         indexed_at = time.perf_counter()
 
@@ -104,6 +106,17 @@ class Indexer:
         log.info("embed indexed %d chunks (%d embedded, %d cached, %d stale removed)", len(chunks),
                  embedded.computed, len(chunks) - embedded.computed, len(stale))
         return IndexOutcome("indexed", f"{len(chunks)} chunks", len(chunks), embedded.computed)
+
+
+def vector_metadata(doc: Document, version_id: str) -> dict:
+    """Filter metadata every vector of a document carries."""
+    return {"document_id": doc.id, "version_id": version_id, "topic": doc.topic, "tenant": doc.tenant}
+
+
+def title_record(doc: Document, version_id: str, values: list[float]) -> VectorRecord:
+    """The vector of a document's title alone (it stands for the first chunk in search results)."""
+    return VectorRecord(id=title_vector_id(doc.id), values=values,
+                        metadata={**vector_metadata(doc, version_id), "ordinal": 0, "kind": "title"})
 
 
 NEWER = "a newer version exists"

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from shared.documents import DocumentStore, document_id
+from shared.documents import DocumentStore, document_id, vector_ids
 from shared.errors import BadRequest, DocumentRejected, FileTooLarge
 from shared.ingest.parsers import parse_document
 from shared.logs import bind
@@ -184,6 +184,6 @@ class IngestService:
             return IngestOutcome("stale", f"overwritten by generation {live}", doc_id)
         with self._store.document_lock(doc_id):
             ids = self._store.chunk_ids(doc_id)
-            self._vectors.delete(tenant, ids)
+            self._vectors.delete(tenant, vector_ids(doc_id, ids))
             self._store.delete_document(doc_id, obj.generation)
         return IngestOutcome("deleted", f"removed {len(ids)} chunks", doc_id)

@@ -8,9 +8,10 @@
 Fusion. Reciprocal-rank fusion throws the scores away and lets a weak leg drag a strong one down (on our benchmark
 it scores well below dense retrieval alone). Here each leg's scores are kept and scaled: the vector leg's cosine
 similarity is already on an absolute scale; the keyword leg's BM25 score is divided by the best score of the query.
-A chunk found by one leg only gets the other leg's lowest score in this result list as its estimate (it ranked
-below everything listed), not zero. The fused score is `vector_weight * vector + (1 - vector_weight) * keyword`,
-with most of the weight on the stronger leg (see README, Benchmarks, for the figures per split).
+A document scores, per leg, as its best chunk; one found by one leg only gets the other leg's lowest score in this
+result list as its estimate (it ranked below everything listed), not zero. The fused score is
+`vector_weight * vector + (1 - vector_weight) * keyword`, with most of the weight on the stronger leg (see README,
+Benchmarks, for the figures per split).
 
 Confidence (0..1) is how sure the retriever is that the best document answers the question; chat uses it to decide
 between answering and saying it does not know. It rests on the best document's cosine similarity (absolute,
@@ -109,7 +110,7 @@ LIMIT %s
 
 # --- the retriever --------------------------------------------------------------------------------------------------
 class Retriever:
-    def __init__(self, db: Database, keyword, vector, *, vector_weight: float = 0.7, candidates: int = 50,
+    def __init__(self, db: Database, keyword, vector, *, vector_weight: float = 0.85, candidates: int = 50,
                  chunks_per_document: int = 3, confident_similarity: float = 0.55, unrelated_similarity: float = 0.2):
         self._db = db
         self.keyword = keyword
@@ -141,8 +142,9 @@ class Retriever:
 
     def fuse(self, keyword_hits: list[ChunkHit], vector_hits: list[ChunkHit],
              exact: list[ChunkHit] = ()) -> list[DocumentHit]:
-        """Fused chunk scores (plus the identifier weight of chunks that contain identifiers of the question),
-        grouped into documents, best first."""
+        """Documents best first. A document's score per leg is its best chunk's; the legs' scores are fused per
+        document (its best keyword chunk and its best vector chunk need not be the same passage), plus the weight of
+        the identifiers of the question it contains. Its chunks are listed best first, then in document order."""
         kw_top = max((h.score for h in keyword_hits), default=0.0) or 1.0
         keyword = {h.chunk_id: h.score / kw_top for h in keyword_hits}
         vector = {h.chunk_id: h.score for h in vector_hits}
@@ -151,23 +153,26 @@ class Retriever:
         vec_floor = min(vector.values(), default=0.0)
         chunks = {h.chunk_id: h for h in (*exact, *keyword_hits, *vector_hits)}
         w = self._vector_weight
-        fused = {cid: w * vector.get(cid, vec_floor) + (1 - w) * keyword.get(cid, kw_floor) + boost.get(cid, 0.0)
-                 for cid in chunks}
+
+        def chunk_score(cid: str) -> float:  # orders a document's own chunks
+            return w * vector.get(cid, vec_floor) + (1 - w) * keyword.get(cid, kw_floor) + boost.get(cid, 0.0)
 
         by_document: dict[str, list[str]] = {}
-        for cid in sorted(chunks, key=lambda c: (-fused[c], c)):
+        for cid in sorted(chunks, key=lambda c: (-chunk_score(c), c)):
             by_document.setdefault(chunks[cid].document_id, []).append(cid)
         documents = []
         for doc_id, ids in by_document.items():
-            best = ids[0]
-            kept = sorted(ids[: self._chunks_per_document], key=_ordinal)
-            head = chunks[best]
+            best_vector = max((vector[c] for c in ids if c in vector), default=None)
+            best_keyword = max((keyword[c] for c in ids if c in keyword), default=None)
+            best_boost = max((boost.get(c, 0.0) for c in ids), default=0.0)
+            score = (w * (vec_floor if best_vector is None else best_vector)
+                     + (1 - w) * (kw_floor if best_keyword is None else best_keyword) + best_boost)
+            head = chunks[ids[0]]
             documents.append(DocumentHit(
                 document_id=doc_id, title=head.title, url=head.url, source_uri=head.source_uri, topic=head.topic,
-                score=fused[best], vector_score=max((vector.get(c, 0.0) for c in ids), default=0.0),
-                keyword_score=max((keyword.get(c, 0.0) for c in ids), default=0.0),
-                chunks=tuple(chunks[c] for c in kept), exact=any(boost.get(c, 0.0) >= STRONG for c in ids),
-                best_chunk_id=best,
+                score=score, vector_score=best_vector or 0.0, keyword_score=best_keyword or 0.0,
+                chunks=tuple(chunks[c] for c in sorted(ids[: self._chunks_per_document], key=_ordinal)),
+                exact=best_boost >= STRONG, best_chunk_id=ids[0],
             ))
         documents.sort(key=lambda d: (-d.score, d.document_id))
         return documents

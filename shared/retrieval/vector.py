@@ -1,9 +1,13 @@
 """The vector leg: the question's embedding against the vector index (Pinecone or pgvector), hits joined to their
-chunks in PostgreSQL (the index holds ids and filter metadata, never text)."""
+chunks in PostgreSQL (the index holds ids and filter metadata, never text).
+
+A document has a vector per chunk and one for its title alone (`{document}#title`, see the Indexer). A title hit
+stands for the document's first chunk; when both match, the chunk keeps the better score."""
 
 from __future__ import annotations
 
 from shared.db import Database
+from shared.documents import TITLE_SUFFIX, chunk_id
 from shared.retrieval import ChunkHit
 
 
@@ -20,17 +24,22 @@ class VectorSearch:
         matches = self._index.query(tenant, vector, top_k=top_k, filter=flt)
         if not matches:
             return []
+        best: dict[str, float] = {}
+        for match in matches:
+            target = chunk_id(match.id[: -len(TITLE_SUFFIX)], 0) if match.id.endswith(TITLE_SUFFIX) else match.id
+            best[target] = max(best.get(target, float("-inf")), match.score)
         with self._db.transaction() as cur:
             cur.execute(
                 "SELECT id, document_id, title, heading_path, content, source_uri, url, topic FROM chunks "
                 "WHERE tenant = %s AND id = ANY(%s)",
-                (tenant, [m.id for m in matches]),
+                (tenant, list(best)),
             )
             rows = {r[0]: r for r in cur.fetchall()}
         # A vector whose chunk is gone (a delete racing this query) is skipped rather than shown without text.
-        return [
-            ChunkHit(chunk_id=m.id, document_id=r[1], score=m.score, title=r[2], heading_path=tuple(r[3] or ()),
+        hits = [
+            ChunkHit(chunk_id=cid, document_id=r[1], score=score, title=r[2], heading_path=tuple(r[3] or ()),
                      text=r[4], source_uri=r[5], url=r[6], topic=r[7])
-            for m in matches
-            if (r := rows.get(m.id)) is not None
+            for cid, score in best.items()
+            if (r := rows.get(cid)) is not None
         ]
+        return sorted(hits, key=lambda h: -h.score)

@@ -59,3 +59,10 @@ def test_a_failed_statement_rolls_back_and_the_connection_is_reused(db):
     with db.transaction() as cur:
         cur.execute("SELECT count(*) FROM ingest_events")
         assert cur.fetchone()[0] == 0  # the insert was rolled back
+
+
+def test_connections_turn_off_nagles_algorithm(db):
+    import socket
+
+    with db.connection() as conn:
+        assert conn._usock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -97,7 +97,9 @@ def test_delete_removes_document_chunks_and_vectors(stack):
     assert stack.chunks("billing/refunds.md") == []
     assert stack.versions("billing/refunds.md") == []
     remaining = stack.chunks("account/password.md")
-    assert stack.vector_ids() == {c["id"] for c in remaining}  # only the other document's vectors are left
+    # Only the other document's vectors are left: its chunks' and its title's.
+    title = remaining[0]["id"].split("#")[0] + "#title"
+    assert stack.vector_ids(titles=True) == {c["id"] for c in remaining} | {title}
     assert search(stack, "refund") == []
 
 

@@ -58,3 +58,16 @@ def test_vector_leg_returns_chunks_with_their_text(indexed):
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     only_billing = search.search("reset password link expire", "default", topics=["billing"])
     assert {h.topic for h in only_billing} == {"billing"}
+
+
+def test_each_document_also_has_a_title_vector_that_finds_its_first_chunk(indexed):
+    services = indexed.services
+    ids = indexed.vector_ids(titles=True)
+    titles = {i for i in ids if i.endswith("#title")}
+    assert len(titles) == len(DOCS)  # one per document, beside the chunk vectors
+    search = VectorSearch(services.database(), services.embedder(), services.vector_index())
+    # The hashing embedder matches exact wording: the title alone is the closest vector to the title.
+    hits = search.search("Google Calendar", "default", top_k=20)
+    assert not any(h.chunk_id.endswith("#title") for h in hits)  # a title hit is reported as the first chunk
+    assert hits[0].chunk_id.endswith("#0") and sources(hits)[0] == "integrations/calendar.md"
+    assert len({h.chunk_id for h in hits}) == len(hits)
