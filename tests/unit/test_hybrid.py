@@ -45,7 +45,8 @@ def test_the_better_scored_chunk_wins_and_a_chunk_one_leg_missed_gets_that_legs_
 
 def test_a_strong_identifier_match_leads_and_a_name_only_nudges():
     keyword = [hit("a#0", 10.0), hit("b#0", 9.0)]
-    vector = [hit("a#0", 0.9), hit("b#0", 0.85)]
+    vector = [hit("a#0", 0.9), hit("b#0", 0.88)]
+    assert [d.document_id for d in fuse(keyword, vector)][:2] == ["a", "b"]
     assert fuse(keyword, vector, [hit("z#0", STRONG)])[0].document_id == "z"
     assert fuse(keyword, vector, [hit("z#0", STRONG)])[0].exact
     nudged = fuse(keyword, vector, [hit("b#0", NAME)])
