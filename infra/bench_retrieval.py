@@ -88,25 +88,6 @@ def index_corpus(docs: list[Document], store: DocumentStore, indexer, settings, 
     return len(pending), skipped
 
 
-def backfill_titles(db: Database, store: DocumentStore, index, embedder, cache) -> None:
-    """Title vectors for documents indexed before the indexer wrote them (an index built by an older version)."""
-    from shared.documents import title_vector_id
-    from shared.ingest.indexer import title_record
-
-    with db.transaction() as cur:
-        cur.execute("SELECT id, live_version_id FROM documents WHERE tenant = %s AND live_version_id IS NOT NULL "
-                    "AND deleted_at IS NULL", (TENANT,))
-        live = dict(cur.fetchall())
-    have = index.fetch_ids(TENANT, [title_vector_id(d) for d in live])
-    missing = [store.get_document(d) for d in live if title_vector_id(d) not in have]
-    missing = [d for d in missing if d.title.strip()]
-    if not missing:
-        return
-    vectors = embedder.embed_documents([d.title for d in missing], cache=cache).vectors
-    index.upsert(TENANT, [title_record(d, live[d.id], v) for d, v in zip(missing, vectors)])
-    print(f"  added {len(missing)} title vectors to documents indexed without them", flush=True)
-
-
 def rank_documents(hits, beir_ids: dict[str, str]) -> tuple[list[str], dict[str, float]]:
     """Document ranking from chunk hits: a document scores as its best chunk."""
     best: dict[str, float] = {}
@@ -175,7 +156,8 @@ def run(args, url: str) -> int:
 
     started = time.perf_counter()
     indexed, skipped = index_corpus(docs, store, indexer, settings, embedder, cache)
-    backfill_titles(db, store, index, embedder, cache)
+    if added := indexer.add_missing_title_vectors(TENANT):
+        print(f"  added {added} title vectors to documents indexed without them", flush=True)
     print(f"indexing: {indexed} indexed, {skipped} unchanged, {time.perf_counter() - started:.1f} s")
 
     beir_ids = {document_id(TENANT, source_uri(d)): d.id for d in docs}

@@ -6,6 +6,8 @@
                                                                       (after the queue gave up, or a local restart)
     python -m infra.kb gaps [--tenant default] [--limit 20]           questions the assistant could not answer
                                                                       (Firestore coverage gaps), most asked first
+    python -m infra.kb titles [--tenant default]                      add the title vector to documents indexed
+                                                                      before the indexer wrote them (after upgrading)
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     events.add_argument("--limit", type=int, default=20)
     requeue = sub.add_parser("requeue", help="enqueue unfinished versions again")
     requeue.add_argument("--failed", action="store_true", help="also retry versions that failed while embedding")
+    titles = sub.add_parser("titles", help="add missing title vectors (documents indexed by an older version)")
+    titles.add_argument("--tenant")
     gaps = sub.add_parser("gaps", help="questions the assistant could not answer, most asked first")
     gaps.add_argument("--tenant")
     gaps.add_argument("--limit", type=int, default=20)
@@ -74,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     db = Database(settings)
     try:
-        if args.command == "requeue":
+        if args.command == "titles":
+            tenant = args.tenant or settings.default_tenant
+            added = _indexer(settings, db).add_missing_title_vectors(tenant)
+            print(f"added {added} title vector(s) in tenant {tenant}")
+        elif args.command == "requeue":
             print(f"requeued {requeue_unfinished(db, settings, include_failed=args.failed)} version(s)")
         elif args.command == "status":
             rows = DocumentStore(db).status(tenant=args.tenant, status=args.status)
@@ -92,6 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         db.close()
     return 0
+
+
+def _indexer(settings: Settings, db: Database):
+    from shared.embeddings import create_embedder
+    from shared.embeddings.cache import EmbeddingCache
+    from shared.ingest.indexer import Indexer
+    from shared.vectors import create_vector_index
+
+    return Indexer(settings, DocumentStore(db), create_embedder(settings), EmbeddingCache(db),
+                   create_vector_index(settings, db))
 
 
 def _gaps_table(settings: Settings, tenant: str, limit: int) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from shared.errors import ConfigurationError
 
 
-def setting(env: str, default, help: str):  # noqa: A002 - "help" reads best at the call sites
+def setting(env: str, default, help: str):
     return field(default=default, metadata={"env": env, "help": help})
 
 

@@ -107,6 +107,13 @@ class DocumentStore:
             row = cur.fetchone()
         return _version(row) if row else None
 
+    def live_versions(self, tenant: str) -> dict[str, str]:
+        """{document id: live version id} of the tenant's searchable documents."""
+        with self._db.transaction() as cur:
+            cur.execute("SELECT id, live_version_id FROM documents WHERE tenant = %s AND live_version_id IS NOT NULL "
+                        "AND deleted_at IS NULL", (tenant,))
+            return dict(cur.fetchall())
+
     def chunk_ids(self, doc_id: str) -> list[str]:
         with self._db.transaction() as cur:
             cur.execute("SELECT id FROM chunks WHERE document_id = %s ORDER BY ordinal", (doc_id,))

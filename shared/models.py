@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+
 @dataclass(frozen=True)
 class Block:
     """One structural unit of a parsed document, in reading order.

@@ -66,11 +66,10 @@ def memory_store():
 @functools.lru_cache(maxsize=1)
 def retriever():
     """Hybrid retrieval (full-text + vectors, fused) over this instance's database and vector index."""
+    from shared.embeddings import create_embedder
     from shared.retrieval.hybrid import Retriever
     from shared.retrieval.keyword import KeywordSearch
     from shared.retrieval.vector import VectorSearch
-
-    from shared.embeddings import create_embedder
 
     db = database()
     questions = create_embedder(get_settings(), for_queries=True)

@@ -353,10 +353,10 @@ def _usage(prompt_tokens: int, reply_text: str | None) -> dict[str, Any]:
 class _GeminiHandler(JsonHandler):
     server: GeminiServer
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+    def do_GET(self) -> None:
         self.do_POST()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         raw = self.read_body()
         try:
             body = self.parse_json(raw)

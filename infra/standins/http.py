@@ -150,7 +150,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     server_version = "standin"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
 
     @property

@@ -421,7 +421,7 @@ def _compile_operator(field: str, operator: str, operand: Any) -> Callable[[Any]
     if operator in ("$eq", "$ne"):
         if not (isinstance(operand, (str, bool)) or _is_number(operand)):
             raise invalid("a string, number or boolean")
-        equal = lambda value: _contains(value, operand)  # noqa: E731
+        equal = lambda value: _contains(value, operand)
         return equal if operator == "$eq" else (lambda value: not equal(value))
     if operator in ("$gt", "$gte", "$lt", "$lte"):
         if not _is_number(operand):
@@ -436,7 +436,7 @@ def _compile_operator(field: str, operator: str, operand: Any) -> Callable[[Any]
     if operator in ("$in", "$nin"):
         if not isinstance(operand, list) or not all(isinstance(o, (str, bool)) or _is_number(o) for o in operand):
             raise invalid("a list of strings, numbers or booleans")
-        any_of = lambda value: any(_contains(value, o) for o in operand)  # noqa: E731
+        any_of = lambda value: any(_contains(value, o) for o in operand)
         return any_of if operator == "$in" else (lambda value: not any_of(value))
     if operator == "$exists":
         if not isinstance(operand, bool):
@@ -477,13 +477,13 @@ _ROUTES = {
 class _PineconeHandler(JsonHandler):
     server: PineconeIndexServer
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+    def do_GET(self) -> None:
         self._dispatch()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch()
 
     def _dispatch(self) -> None:

@@ -64,6 +64,19 @@ class Indexer:
                 log.error("embed failed: %s", exc)
                 return IndexOutcome("failed", str(exc))
 
+    def add_missing_title_vectors(self, tenant: str, batch: int = 500) -> int:
+        """Write the title vector of every live document that lacks one (documents indexed before the Indexer wrote
+        them); return how many were added. Safe to repeat: present vectors are left alone."""
+        live = self._store.live_versions(tenant)
+        have = self._vectors.fetch_ids(tenant, [title_vector_id(d) for d in live])
+        docs = [d for d in (self._store.get_document(i) for i in live if title_vector_id(i) not in have)
+                if d is not None and d.title.strip()]
+        for start in range(0, len(docs), batch):
+            part = docs[start : start + batch]
+            vectors = self._embedder.embed_documents([d.title for d in part], cache=self._cache).vectors
+            self._vectors.upsert(tenant, [title_record(d, live[d.id], v) for d, v in zip(part, vectors)])
+        return len(docs)
+
     def _index(self, doc: Document, version: Version) -> IndexOutcome:
         started = time.perf_counter()
         queued_at = version.timings.get("queued_at")

@@ -17,7 +17,7 @@ import posixpath
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 from shared.documents import DocumentStore, document_id, vector_ids
 from shared.errors import BadRequest, DocumentRejected, FileTooLarge
@@ -101,7 +101,7 @@ class IngestService:
 
     def _handle(self, event_id, event_type, event_time, obj: StorageObject, tenant: str) -> IngestOutcome:
         if event_time is not None:
-            age = (datetime.now(timezone.utc) - event_time).total_seconds()
+            age = (datetime.now(UTC) - event_time).total_seconds()
             if age > self._settings.max_event_age_seconds:
                 return IngestOutcome("ignored", f"event is {age:.0f}s old (MAX_EVENT_AGE_SECONDS)")
         if self._store.event_seen(event_id):

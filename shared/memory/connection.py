@@ -8,7 +8,7 @@ import contextlib
 import re
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 from shared.errors import BadRequest, TransientError
 
@@ -63,13 +63,13 @@ def firestore_errors(action: str) -> Iterator[None]:
 
 def utc_now() -> datetime:
     """The default clock of the stores."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_datetime(value: datetime) -> datetime:
     """A plain aware `datetime` from what Firestore returns (`DatetimeWithNanoseconds`, a subclass)."""
     return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond,
-                    tzinfo=value.tzinfo or timezone.utc)
+                    tzinfo=value.tzinfo or UTC)
 
 
 def check_tenant(tenant: str) -> str:

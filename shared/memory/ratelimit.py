@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 from shared.memory.connection import FirestoreConnection, firestore_errors, utc_now
 from shared.memory.models import RateDecision
@@ -39,7 +39,7 @@ class RateLimiter:
         window_start = int(now // window_seconds) * window_seconds
         window_end = window_start + window_seconds
         doc_id = f"{hashlib.sha256(key.encode()).hexdigest()[:32]}_{window_start}"
-        expires_at = datetime.fromtimestamp(window_end, timezone.utc)
+        expires_at = datetime.fromtimestamp(window_end, UTC)
         with firestore_errors("count a rate-limit hit"):
             result = self._connection.client.collection(COLLECTION).document(doc_id).set(
                 {"count": Increment(1), "window_seconds": window_seconds, "expires_at": expires_at}, merge=True

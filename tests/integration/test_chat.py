@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -185,7 +186,7 @@ class Webhook:
         received = self.received = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 self.send_response(204)
                 self.end_headers()
@@ -262,7 +263,7 @@ def test_an_expired_session_is_not_resumed(make_chat, monkeypatch):
     from datetime import datetime, timezone
 
     ref = memory()._connection.client.document("tenants", "default", "sessions", session_id)
-    ref.update({"expires_at": datetime(2020, 1, 1, tzinfo=timezone.utc)})
+    ref.update({"expires_at": datetime(2020, 1, 1, tzinfo=UTC)})
 
     assert chat.get(f"/v1/sessions/{session_id}").status_code == 404
     again = chat.ask("and how long does that take?", session_id)

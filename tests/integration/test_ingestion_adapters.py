@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-
 from infra.standins.pinecone_server import PineconeIndexServer
 
 DOC = "# Two-factor authentication\n\nTurn it on in Settings > Security. Backup codes work once each."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -20,7 +20,7 @@ from shared.memory import (
 )
 
 PROJECT = "demo-test"
-START = datetime(2026, 11, 22, 9, 0, 0, 500_000, tzinfo=timezone.utc)
+START = datetime(2026, 11, 22, 9, 0, 0, 500_000, tzinfo=UTC)
 
 
 class Clock:
@@ -176,7 +176,7 @@ def test_summary_folds_exactly_every_k_turns_and_only_new_messages(store):
         written.append(store.maybe_summarize(session, summarizer))
     assert written == [False, False, True, False, False, True, False]
     (prev1, batch1), (prev2, batch2) = summarizer.calls
-    assert prev1 == "" and [m.seq for m in batch1] == list(range(0, 6))
+    assert prev1 == "" and [m.seq for m in batch1] == list(range(6))
     assert [m.seq for m in batch2] == list(range(6, 12)) and prev2.startswith("question 1?")
     assert "question 6?" in session.summary and "question 7?" not in session.summary
     stored = store.get_session("acme", session.id)
@@ -248,7 +248,7 @@ def test_user_history_keeps_the_last_twenty_pairs(store):
 
 def test_rate_limiter_allows_the_limit_then_refuses_until_the_next_window(connection, clock):
     limiter = RateLimiter(connection, now=clock)
-    clock.at = datetime(2026, 11, 22, 9, 0, 15, tzinfo=timezone.utc)  # 15 s into a minute window
+    clock.at = datetime(2026, 11, 22, 9, 0, 15, tzinfo=UTC)  # 15 s into a minute window
     decisions = [limiter.hit("session:acme:s1", 3, 60) for _ in range(3)]
     assert [(d.allowed, d.remaining) for d in decisions] == [(True, 2), (True, 1), (True, 0)]
     refused = limiter.hit("session:acme:s1", 3, 60)

@@ -71,3 +71,14 @@ def test_each_document_also_has_a_title_vector_that_finds_its_first_chunk(indexe
     assert not any(h.chunk_id.endswith("#title") for h in hits)  # a title hit is reported as the first chunk
     assert hits[0].chunk_id.endswith("#0") and sources(hits)[0] == "integrations/calendar.md"
     assert len({h.chunk_id for h in hits}) == len(hits)
+
+
+def test_missing_title_vectors_are_added_once(indexed):
+    services = indexed.services
+    index, indexer = services.vector_index(), services.indexer()
+    titles = {i for i in indexed.vector_ids(titles=True) if i.endswith("#title")}
+    index.delete("default", sorted(titles)[:2])  # as if indexed by a version that wrote no title vectors
+
+    assert indexer.add_missing_title_vectors("default") == 2
+    assert {i for i in indexed.vector_ids(titles=True) if i.endswith("#title")} == titles
+    assert indexer.add_missing_title_vectors("default") == 0

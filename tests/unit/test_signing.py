@@ -1,6 +1,6 @@
 """Signed user ids: what a host site signs, the chat function accepts — nothing else."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -14,7 +14,7 @@ from shared.memory.signing import (
 )
 
 SECRET = "s" * 40
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def test_a_valid_token_yields_the_user_id():

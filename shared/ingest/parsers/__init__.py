@@ -24,7 +24,7 @@ from shared.errors import CorruptFile, DocumentRejected, EmptyDocument, Unsuppor
 from shared.ingest.parsers.common import _short_reason, decode_text, title_from_filename
 from shared.models import ParsedDocument
 
-__all__ = ["detect_format", "decode_text", "parse_document", "title_from_filename"]
+__all__ = ["decode_text", "detect_format", "parse_document", "title_from_filename"]
 
 
 _FORMAT_BY_EXTENSION = {
