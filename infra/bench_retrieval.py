@@ -88,14 +88,9 @@ def index_corpus(docs: list[Document], store: DocumentStore, indexer, settings, 
     return len(pending), skipped
 
 
-def rank_documents(hits, beir_ids: dict[str, str]) -> tuple[list[str], dict[str, float]]:
-    """Document ranking from chunk hits: a document scores as its best chunk."""
-    best: dict[str, float] = {}
-    for hit in hits:
-        doc = beir_ids.get(hit.document_id)
-        if doc is not None and hit.score > best.get(doc, float("-inf")):
-            best[doc] = hit.score
-    return sorted(best, key=lambda d: -best[d]), best
+def rank_documents(hits, beir_ids: dict[str, str]) -> list[str]:
+    """Document ranking from chunk hits (best first): a document ranks by its best chunk."""
+    return list(dict.fromkeys(beir_ids[h.document_id] for h in hits if h.document_id in beir_ids))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,8 +169,8 @@ def run(args, url: str) -> int:
         latency["vector"].append(result.timings["vector_ms"])
         latency["hybrid"].append(result.timings["total_ms"])
         rankings = {
-            "keyword": rank_documents(result.keyword_hits, beir_ids)[0],
-            "vector": rank_documents(result.vector_hits, beir_ids)[0],
+            "keyword": rank_documents(result.keyword_hits, beir_ids),
+            "vector": rank_documents(result.vector_hits, beir_ids),
             "hybrid": [beir_ids[d.document_id] for d in result.documents if d.document_id in beir_ids],
         }
         if dump:

@@ -19,7 +19,7 @@ import logging
 import re
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.chat.events import Citation, CitationsEvent, Delta, Done, ErrorEvent, Event, SessionEvent
 from shared.errors import AppError, BadRequest, NotFound, RateLimited
@@ -107,8 +107,7 @@ class ChatService:
         if request.session_id:
             _enforce(limiter.hit_session(request.tenant, request.session_id), "this conversation")
         session = self._memory.get_or_create_session(request.tenant, request.session_id, user_id)
-        return PreparedTurn(request=ChatRequest(**{**request.__dict__, "message": message}), session=session,
-                            turn_id=new_turn_id())
+        return PreparedTurn(request=replace(request, message=message), session=session, turn_id=new_turn_id())
 
     def run_turn(self, prepared: PreparedTurn) -> Iterator[Event]:
         """SessionEvent, Delta…, CitationsEvent, Done — or an ErrorEvent in place of the rest. Never raises."""

@@ -220,6 +220,8 @@ class MemoryStore:
         from google.api_core import exceptions
         from google.cloud.firestore_v1 import FieldFilter
 
+        if session.turn_count - session.summarized_through < self._summary_every:
+            return False  # not due by the caller's counts (append_turn sets turn_count): no read on most turns
         ref = self._session_ref(session.tenant, session.id)
         with firestore_errors("read a session"):
             snapshot = ref.get()

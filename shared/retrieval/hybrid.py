@@ -114,28 +114,28 @@ LIMIT %s
 # --- the retriever --------------------------------------------------------------------------------------------------
 class Retriever:
     def __init__(self, db: Database, keyword, vector, *, vector_weight: float = 0.85, candidates: int = 50,
-                 vector_candidates: int | None = None, chunks_per_document: int = 3,
+                 chunks_per_document: int = 3,
                  confident_similarity: float = 0.55, unrelated_similarity: float = 0.2):
         self._db = db
         self.keyword = keyword
         self.vector = vector
         self._vector_weight = vector_weight
         self._candidates = candidates
-        self._vector_candidates = vector_candidates or candidates
         self._chunks_per_document = chunks_per_document
         self._confident = confident_similarity
         self._unrelated = unrelated_similarity
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retrieve")
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retrieve")  # vector leg, identifiers
 
     def retrieve(self, query: str, tenant: str, top_k: int = 10, topics: list[str] | None = None) -> RetrievalResult:
         """The `top_k` best documents for a standalone question, best first."""
         started = time.perf_counter()
-        vector_future = self._pool.submit(self.vector.search, query, tenant, self._vector_candidates, topics)
+        vector_future = self._pool.submit(self.vector.search, query, tenant, self._candidates, topics)
+        exact_future = self._pool.submit(self._exact_matches, query, tenant, topics)  # while the model embeds
         keyword_hits = self.keyword.search(query, tenant, self._candidates, topics)
         keyword_done = time.perf_counter()
         vector_hits = vector_future.result()
         vector_done = time.perf_counter()
-        identifiers, exact = self._exact_matches(query, tenant, topics)
+        identifiers, exact = exact_future.result()
         documents = self.fuse(keyword_hits, vector_hits, exact)[:top_k]
         finished = time.perf_counter()
         return RetrievalResult(
