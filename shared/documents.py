@@ -35,6 +35,11 @@ def chunk_id(doc_id: str, ordinal: int) -> str:
     return f"{doc_id}#{ordinal}"
 
 
+def document_of(chunk_or_vector_id: str) -> str:
+    """The document id inside a chunk id (or a vector id: chunk and title vectors are named after their document)."""
+    return chunk_or_vector_id.rsplit("#", 1)[0]
+
+
 TITLE_SUFFIX = "#title"
 
 

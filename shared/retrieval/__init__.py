@@ -3,9 +3,9 @@
     keyword.KeywordSearch   natural-language questions against the weighted `search_vector` (any word may match;
                             title > headings > body; length-normalised so long documents do not swamp short ones)
     vector.VectorSearch     the question's embedding against the vector index, hits joined to their chunks
+    hybrid.Retriever        both legs fused per document, exact identifiers first, chunks grouped by document;
+                            the legs return ids and scores, and only the returned documents' text is read
     ChunkHit                what both legs return, best first
-
-Fusion of the two legs, identifier boosts and grouping by document are issue #3's work in progress.
 """
 
 from __future__ import annotations

@@ -43,9 +43,12 @@ class KeywordSearch:
         self._stats: dict[str, tuple[float, int]] = {}  # tenant -> (expires, chunks)
         self._df: dict[tuple[str, str], tuple[float, int]] = {}  # (tenant, lexeme) -> (expires, df)
 
-    def search(self, question: str, tenant: str, top_k: int = 50, topics: list[str] | None = None) -> list[ChunkHit]:
+    def search(self, question: str, tenant: str, top_k: int = 50, topics: list[str] | None = None, *,
+               with_text: bool = True) -> list[ChunkHit]:
         """Chunks matching any (informative) word of the question, best first. A question of stop words only, or
-        one whose words the knowledge base does not contain, finds nothing."""
+        one whose words the knowledge base does not contain, finds nothing. `with_text=False` returns ids, scores
+        and topics only (the hybrid retriever loads the text of the few chunks it keeps: reading a hundred chunks'
+        text costs more than ranking them)."""
         with self._db.transaction() as cur:
             cur.execute(_LEXEMES_SQL, (question,))
             lexemes = [r[0] for r in cur.fetchall()]
@@ -54,10 +57,12 @@ class KeywordSearch:
             weights = self._term_weights(cur, tenant, lexemes, self._chunk_count(cur, tenant))
             if not weights:
                 return []
-            cur.execute(_score_sql(bool(topics)), [list(weights), list(weights.values()), tenant,
+            cur.execute(_score_sql(bool(topics), with_text), [list(weights), list(weights.values()), tenant,
                                                    *([list(topics)] if topics else []), self._postings_per_term,
                                                    top_k])
             rows = cur.fetchall()
+        if not with_text:
+            return [ChunkHit(chunk_id=r[0], document_id=r[1], score=float(r[2]), topic=r[3]) for r in rows]
         return [
             ChunkHit(chunk_id=r[0], document_id=r[1], score=float(r[2]), title=r[3], heading_path=tuple(r[4] or ()),
                      text=r[5], source_uri=r[6], url=r[7], topic=r[8])
@@ -103,7 +108,8 @@ class KeywordSearch:
         return chunks
 
 
-def _score_sql(with_topics: bool) -> str:
+def _score_sql(with_topics: bool, with_text: bool = True) -> str:
+    columns = ("c.title, c.heading_path, c.content, c.source_uri, c.url, c.topic" if with_text else "c.topic")
     return f"""
 WITH scored AS (
     SELECT p.chunk_seq, sum(w.idf * p.impact) AS score
@@ -118,7 +124,7 @@ WITH scored AS (
     ORDER BY score DESC
     LIMIT %s
 )
-SELECT c.id, c.document_id, s.score, c.title, c.heading_path, c.content, c.source_uri, c.url, c.topic
+SELECT c.id, c.document_id, s.score, {columns}
 FROM scored s JOIN chunks c ON c.seq = s.chunk_seq
 ORDER BY s.score DESC, c.id
 """

@@ -7,7 +7,7 @@ stands for the document's first chunk; when both match, the chunk keeps the bett
 from __future__ import annotations
 
 from shared.db import Database
-from shared.documents import TITLE_SUFFIX, chunk_id
+from shared.documents import TITLE_SUFFIX, chunk_id, document_of
 from shared.retrieval import ChunkHit
 
 
@@ -17,17 +17,25 @@ class VectorSearch:
         self._embedder = embedder
         self._index = index
 
-    def search(self, question: str, tenant: str, top_k: int = 50, topics: list[str] | None = None) -> list[ChunkHit]:
-        """Chunks nearest to the question, best first (cosine similarity)."""
+    def search(self, question: str, tenant: str, top_k: int = 50, topics: list[str] | None = None, *,
+               with_text: bool = True) -> list[ChunkHit]:
+        """Chunks nearest to the question, best first (cosine similarity). `with_text=False` skips the database:
+        ids, scores and topics come from the index (the hybrid retriever loads the text of the chunks it keeps)."""
         vector = self._embedder.embed_query(question)
         flt = {"topic": {"$in": list(topics)}} if topics else None
         matches = self._index.query(tenant, vector, top_k=top_k, filter=flt)
         if not matches:
             return []
         best: dict[str, float] = {}
+        topic: dict[str, str] = {}
         for match in matches:
             target = chunk_id(match.id[: -len(TITLE_SUFFIX)], 0) if match.id.endswith(TITLE_SUFFIX) else match.id
             best[target] = max(best.get(target, float("-inf")), match.score)
+            topic[target] = str(match.metadata.get("topic") or "")
+        if not with_text:
+            hits = [ChunkHit(chunk_id=cid, document_id=document_of(cid), score=score, topic=topic[cid])
+                    for cid, score in best.items()]
+            return sorted(hits, key=lambda h: -h.score)
         with self._db.transaction() as cur:
             cur.execute(
                 "SELECT id, document_id, title, heading_path, content, source_uri, url, topic FROM chunks "

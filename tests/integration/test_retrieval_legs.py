@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.documents import document_of
 from shared.retrieval.keyword import KeywordSearch
 from shared.retrieval.vector import VectorSearch
 
@@ -82,3 +83,24 @@ def test_missing_title_vectors_are_added_once(indexed):
     assert indexer.add_missing_title_vectors("default") == 2
     assert {i for i in indexed.vector_ids(titles=True) if i.endswith("#title")} == titles
     assert indexer.add_missing_title_vectors("default") == 0
+
+
+def test_the_retriever_reads_the_text_of_the_documents_it_returns_only(indexed):
+    services = indexed.services
+    result = services.retriever().retrieve("how long until my refund reaches the card?", "default", top_k=2)
+    assert result.keyword_hits and all(h.text == "" for h in (*result.keyword_hits, *result.vector_hits))
+    best = result.documents[0]
+    assert best.title == "Refund policy" and best.source_uri.endswith("billing/refunds.md")
+    assert "5-10 business days" in best.chunks[0].text
+    assert len(result.documents) == 2
+
+
+def test_a_document_whose_chunks_vanished_after_the_legs_ran_is_replaced_by_the_next(indexed):
+    services = indexed.services
+    refunds = document_of(indexed.chunks("billing/refunds.md")[0]["id"])
+    with services.database().transaction() as cur:  # as if deleted between the index query and reading the text
+        cur.execute("DELETE FROM chunks WHERE document_id = %s", (refunds,))
+    result = services.retriever().retrieve("refund card", "default", top_k=2)
+    assert any(h.document_id == refunds for h in result.vector_hits)  # its vectors still answered ...
+    assert refunds not in [d.document_id for d in result.documents]  # ... but it is not shown without text
+    assert len(result.documents) == 2 and all(d.chunks[0].text for d in result.documents)
