@@ -707,3 +707,20 @@ def test_openapi_is_valid_and_lists_exactly_the_routes(app):
     served = {(rule.rule.replace("<session_id>", "{session_id}"), method) for rule in routes.iter_rules()
               for method in rule.methods - {"HEAD"} if rule.rule != "/"}
     assert documented == served
+
+
+@pytest.mark.parametrize(("text", "snippet"), [
+    ("# Refunds\n\n- **Approved** refunds reach _your_ card [2]", "Refunds Approved refunds reach your card"),
+    ("Set `window.__pwned` or snake_case_name; see | a | table |", "Set window.__pwned or snake_case_name; see a table"),
+])
+def test_citation_snippets_drop_markdown_but_keep_underscores_inside_names(text, snippet):
+    from shared.chat.service import _citation
+    from shared.llm.types import Source
+    from shared.retrieval import ChunkHit
+    from shared.retrieval.hybrid import DocumentHit
+
+    chunk = ChunkHit(chunk_id="d#0", document_id="d", score=1.0, text=text)
+    document = DocumentHit(document_id="d", title="T", url="", source_uri="gs://kb/t.md", topic="", score=1.0,
+                           vector_score=1.0, keyword_score=1.0, chunks=(chunk,), best_chunk_id="d#0")
+    source = Source(number=1, title="T", text=text, url="", document_id="d")
+    assert _citation(1, source, document).snippet == snippet
