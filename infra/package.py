@@ -1,6 +1,7 @@
 """Build one self-contained deployable folder and zip per Cloud Function, the way Cloud Functions expects it:
 
     dist/functions/<name>/main.py           the entry point
+    dist/functions/<name>/widget/widget.js  static files the function serves (ASSETS; the chat widget)
     dist/functions/<name>/shared/           the common package
     dist/functions/<name>/requirements.txt  the pinned runtime dependencies
     dist/functions/<name>-<sha256[:12]>.zip the same, zipped deterministically (content-addressed: the object name
@@ -22,12 +23,15 @@ import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FUNCTIONS = ("chat", "ingest", "embed", "scrape")
+# Files next to a function's main.py that it reads at run time, relative to functions/<name>/.
+ASSETS = {"chat": ("widget/widget.js",)}
 _SKIP = {"__pycache__", ".pytest_cache"}
 
 
 def _files(name: str) -> list[tuple[str, pathlib.Path]]:
     """(path inside the bundle, source file) pairs, sorted for a reproducible zip."""
     entries = [("main.py", ROOT / "functions" / name / "main.py"), ("requirements.txt", ROOT / "requirements.txt")]
+    entries += [(asset, ROOT / "functions" / name / asset) for asset in ASSETS.get(name, ())]
     for path in sorted((ROOT / "shared").rglob("*")):
         if path.is_file() and not _SKIP.intersection(path.parts) and path.suffix in (".py", ".sql", ".json", ".txt"):
             entries.append((str(path.relative_to(ROOT)), path))

@@ -6,12 +6,16 @@
     POST /v1/feedback            204
     POST /v1/handoff             201 {ticket_id, status}
     OPTIONS /v1/...              CORS preflight
+    GET  /widget/v1/widget.js    the embeddable web widget (`widget/widget.js`), public and cacheable
 
 Parsing, CORS and streaming live in `shared.chat.http`; the conversation itself in the chat service. Refusals
 (bad field, bad token, rate limit) are raised by `start_turn` before a byte is sent, so they are plain 4xx answers.
 """
 
 import functools
+import gzip
+import hashlib
+import pathlib
 
 import flask
 import functions_framework
@@ -23,6 +27,13 @@ from shared.config import Settings, get_settings
 from shared.errors import NotFound
 from shared.web import error_response, http_endpoint
 
+# The widget's URL names its major version: a change that breaks an existing embed (an attribute renamed, a DOM
+# contract dropped) ships as v2 next to v1, so pages that pinned v1 keep working.
+WIDGET_VERSION = "v1"
+WIDGET_FILE = pathlib.Path(__file__).resolve().parent / "widget" / "widget.js"
+# An hour: a fix reaches every page within the hour, and the ETag makes the revalidation after that a cheap 304.
+WIDGET_CACHE_CONTROL = "public, max-age=3600"
+
 ROUTES = Map([
     Rule("/", endpoint="health", methods=["GET"]),
     Rule("/healthz", endpoint="health", methods=["GET"]),
@@ -30,6 +41,7 @@ ROUTES = Map([
     Rule("/v1/sessions/<session_id>", endpoint="session", methods=["GET", "OPTIONS"]),
     Rule("/v1/feedback", endpoint="feedback", methods=["POST", "OPTIONS"]),
     Rule("/v1/handoff", endpoint="handoff", methods=["POST", "OPTIONS"]),
+    Rule(f"/widget/{WIDGET_VERSION}/widget.js", endpoint="widget", methods=["GET"]),
 ])
 
 
@@ -37,7 +49,8 @@ ROUTES = Map([
 @http_endpoint("chat")
 def chat(request: flask.Request) -> flask.Response:
     settings = get_settings()
-    http.apply_cors(request, settings.allowed_origins)
+    if not request.path.startswith("/widget/"):  # a public file any page may load: no origin allow-list
+        http.apply_cors(request, settings.allowed_origins)
     endpoint, args = http.route(ROUTES, request)
     if request.method == "OPTIONS":
         return http.preflight_response(http.allowed_methods(ROUTES, request))
@@ -81,10 +94,34 @@ def handoff(request: flask.Request, settings: Settings) -> flask.Response:
     return response
 
 
+def widget(request: flask.Request, settings: Settings) -> flask.Response:
+    """The widget script, gzipped when the browser accepts it; 304 when the browser's copy is current."""
+    plain, zipped, etag = _widget_asset()
+    use_gzip = request.accept_encodings["gzip"] > 0  # the quality of gzip (q=0 refuses it)
+    response = flask.Response(zipped if use_gzip else plain, content_type="application/javascript; charset=utf-8")
+    response.set_etag(etag + ("-gz" if use_gzip else ""))  # one tag per representation (RFC 9110 8.8.3)
+    if use_gzip:
+        response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    response.headers["Cache-Control"] = WIDGET_CACHE_CONTROL
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Public, credential-free: lets a page load it with <script crossorigin integrity=...> (subresource integrity).
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response.make_conditional(request)
+
+
+@functools.cache
+def _widget_asset() -> tuple[bytes, bytes, str]:
+    """(bytes, gzipped bytes, ETag) of widget.js, read once per instance on first request."""
+    plain = WIDGET_FILE.read_bytes()
+    return plain, gzip.compress(plain, compresslevel=9, mtime=0), hashlib.sha256(plain).hexdigest()[:20]
+
+
 @functions_framework.errorhandler(404)
 def framework_not_found(error) -> flask.Response:
     """The framework answers /robots.txt and /favicon.ico itself; keep its 404 JSON like every other one."""
     return error_response(NotFound(f"no route {flask.request.path}"))
 
 
-HANDLERS = {"health": health, "chat": ask, "session": session, "feedback": feedback, "handoff": handoff}
+HANDLERS = {"health": health, "chat": ask, "session": session, "feedback": feedback, "handoff": handoff,
+            "widget": widget}
