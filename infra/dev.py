@@ -1,8 +1,8 @@
 """`make dev`: the whole system on local stand-ins, no keys needed.
 
 Starts the local stack (infra/stack/local.py) with its data under .local/, writes .local/stack.env, uploads the
-sample knowledge base (infra/sample_kb/) the first time, prints what runs where, and runs until Ctrl-C, which stops
-every process it started.
+sample knowledge base (infra/sample_kb/) the first time, prints what runs where (first the demo site: a fake company
+site with the chat widget, infra/demo/), and runs until Ctrl-C, which stops every process it started.
 """
 
 from __future__ import annotations
@@ -83,9 +83,13 @@ def summary(stack: LocalStack, env_file: Path) -> str:
     ]
     if s.firestore:
         rows.insert(4, ("firestore", s.firestore.host, "Firestore emulator"))
-    width = max(len(r[1]) for r in rows)
-    lines = [f"  {name:<10}{where:<{width + 2}}{what}" for name, where, what in rows]
-    return "\n".join(["", "Local stack is running:", *lines, "",
+    demo = []
+    if s.demo:  # first and apart: the one URL a newcomer needs
+        demo = [("demo", f"{s.demo.url}/", "open this: a fake company site with the chat widget"),
+                ("", f"{s.demo.url}/inline.html", "the widget inline, on a help-centre page"), None]
+    width = max(len(r[1]) for r in [*demo, *rows] if r)
+    lines = [f"  {r[0]:<10}{r[1]:<{width + 2}}{r[2]}" if r else "" for r in [*demo, *rows]]
+    return "\n".join(["", "Local stack is running:", "", *lines, "",
                       f"  environment: source {env_file.relative_to(ROOT)}",
                       f"  logs:        {s.log_dir.relative_to(ROOT)}/",
                       "  status:      make status", "", "Ctrl-C stops everything.", ""])

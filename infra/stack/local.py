@@ -2,6 +2,7 @@
 
     PostgreSQL + pgvector (migrated) · Firestore emulator · Cloud Storage emulator ──Eventarc bridge──▶ ingest
     Cloud Tasks emulator ──▶ embed · chat and scrape · each function a functions-framework process
+    the demo site (infra/demo: a fake company site embedding the chat widget) ──▶ chat
 
 Functions run exactly as deployed code runs (their own processes, configured only by environment variables).
 """
@@ -18,6 +19,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from infra.demo.server import DemoSite
 from infra.stack.firestore import FirestoreEmulator
 from infra.stack.postgres import PostgresServer
 from infra.stack.processes import LOCALHOST, ManagedProcess, free_port, wait_until
@@ -32,7 +34,7 @@ FUNCTIONS = ("chat", "ingest", "embed", "scrape")
 # Documented default ports (README); a port that is taken is replaced by a free one, and .local/stack.env tells.
 DEFAULT_PORTS = {
     "chat": 8081, "ingest": 8082, "embed": 8083, "scrape": 8084,
-    "firestore": 8085, "storage": 9023, "tasks": 9090, "postgres": 54329,
+    "firestore": 8085, "storage": 9023, "tasks": 9090, "postgres": 54329, "demo": 8080,
 }
 
 # Settings a developer may set in their shell; passed through to the functions.
@@ -51,13 +53,14 @@ def preferred_port(port: int) -> int:
 
 
 class LocalStack:
-    def __init__(self, data_dir: Path, *, persistent: bool = True, firestore: bool = True,
+    def __init__(self, data_dir: Path, *, persistent: bool = True, firestore: bool = True, demo: bool = True,
                  settings: dict[str, str] | None = None, ports: dict[str, int] | None = None):
         self.data_dir = Path(data_dir).resolve()
         self.log_dir = self.data_dir / "logs"
         self._persistent = persistent
         self._want_firestore = firestore
-        self._settings = settings or {}
+        self._want_demo = demo
+        self._settings = dict(settings or {})
         self._ports = {**DEFAULT_PORTS, **(ports or {})}
         self.postgres: PostgresServer | None = None
         self.firestore: FirestoreEmulator | None = None
@@ -65,6 +68,7 @@ class LocalStack:
         self.tasks: TasksEmulator | None = None
         self.functions: dict[str, ManagedProcess] = {}
         self.urls: dict[str, str] = {}
+        self.demo: DemoSite | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -78,6 +82,9 @@ class LocalStack:
         self.tasks = TasksEmulator(port=preferred_port(self._ports["tasks"]), log_dir=self.log_dir).start()
         for name in FUNCTIONS:
             self.urls[name] = f"http://{LOCALHOST}:{preferred_port(self._ports[name])}"
+        if self._want_demo:
+            self.demo = DemoSite(self.urls["chat"], port=preferred_port(self._ports["demo"])).start()
+            self._allow_origin(self.demo.origin)
         for name in FUNCTIONS:
             self._start_function(name)
         for name in FUNCTIONS:
@@ -86,6 +93,8 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if self.demo is not None:
+            self.demo.stop()
         if self.storage is not None:
             self.storage.stop()
         # In parallel: each server takes a few seconds to drain its workers.
@@ -137,6 +146,16 @@ class LocalStack:
             log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
         finally:
             db.close()
+
+    def _allow_origin(self, origin: str) -> None:
+        """Let a browser on `origin` call chat: added to CHAT_ALLOWED_ORIGINS (yours, or the default list) when the
+        list does not hold it already (the default allows the demo site on its default port, 8080)."""
+        from shared.config import Settings
+
+        allowed = Settings.from_env(self.function_env()).allowed_origins
+        wanted = {origin, origin.replace(f"//{LOCALHOST}:", "//localhost:")}
+        if "*" not in allowed and not wanted <= allowed:
+            self._settings["CHAT_ALLOWED_ORIGINS"] = ",".join(sorted(allowed | wanted))
 
     def _start_function(self, name: str) -> None:
         port = self.urls[name].rsplit(":", 1)[1]
