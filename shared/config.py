@@ -81,6 +81,10 @@ class Settings:
     local_embedding_threads: int = setting(
         "LOCAL_EMBEDDING_THREADS", 0, "CPU threads for the local model (0: all cores to index, one per question in chat)."
     )
+    local_embedding_runtime: str = setting(
+        "LOCAL_EMBEDDING_RUNTIME", "onnx", "Runs the local model: `onnx` (ONNX Runtime, about 3x faster per question; "
+        "falls back to `torch` if it cannot load) or `torch` (sentence-transformers)."
+    )
 
     # --- Gemini ---------------------------------------------------------------------------------------------------
     gemini_api_key: str = setting("GEMINI_API_KEY", "", "Gemini API key (empty: use Vertex AI if GEMINI_VERTEXAI).")
@@ -151,6 +155,8 @@ class Settings:
             raise ConfigurationError("set DB_USER to the IAM database user when CLOUD_SQL_INSTANCE is set")
         if self.db_ip_type not in ("private", "public", "psc"):
             raise ConfigurationError("DB_IP_TYPE must be private, public or psc")
+        if self.local_embedding_runtime not in ("onnx", "torch"):
+            raise ConfigurationError("LOCAL_EMBEDDING_RUNTIME must be onnx or torch")
         if self.embedder not in ("local", "gemini", "hash"):
             raise ConfigurationError("EMBEDDER must be local, gemini or hash")
         if self.embedder == "gemini" and not (self.gemini_api_key or self.gemini_vertexai):

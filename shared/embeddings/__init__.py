@@ -71,7 +71,8 @@ def create_embedder(settings, for_queries: bool = False) -> Embedder:
         from shared.embeddings.local import LocalEmbedder
 
         threads = settings.local_embedding_threads or (1 if for_queries else 0)
-        return LocalEmbedder(threads=threads, batch_size=settings.embed_batch_size)
+        return LocalEmbedder(threads=threads, batch_size=settings.embed_batch_size,
+                             runtime=settings.local_embedding_runtime)
     if settings.embedder == "gemini":
         from shared.embeddings.gemini import GeminiEmbedder
 

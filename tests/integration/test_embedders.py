@@ -89,3 +89,32 @@ def test_local_minilm_embeds_offline():
     ]).vectors
     assert len(vectors[0]) == 384 and math.isclose(cosine(vectors[0], vectors[0]), 1.0, rel_tol=1e-5)
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.2
+
+
+@pytest.mark.slow
+def test_the_onnx_runtime_gives_the_vectors_pytorch_gives():
+    import numpy as np
+
+    from shared.embeddings.local import LocalEmbedder
+
+    onnx, torch = LocalEmbedder(threads=1), LocalEmbedder(threads=1, runtime="torch")
+    assert (onnx.runtime, torch.runtime) == ("onnx", "torch")
+    texts = ["refund", "How long until my refund reaches the card?", "", "word " * 400,  # truncated at 256 tokens
+             "Connect your calendar in Settings > Integrations; sync runs every 5 minutes."]
+    batch = np.array(onnx.embed_batch(texts, "document"))  # one padded batch of mixed lengths
+    assert np.abs(batch - np.array(torch.embed_batch(texts, "document"))).max() < 1e-5
+    assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    assert np.abs(np.array(onnx.embed_query(texts[1])) - np.array(torch.embed_query(texts[1]))).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_without_onnx_runtime_the_local_model_falls_back_to_pytorch(monkeypatch, caplog):
+    from shared.embeddings import local
+
+    def broken(*_):
+        raise ImportError("No module named 'onnxruntime'")
+
+    monkeypatch.setattr(local.OnnxEncoder, "export", broken)
+    embedder = local.LocalEmbedder(threads=1)
+    assert embedder.runtime == "torch" and len(embedder.embed_query("refund")) == 384
+    assert "ONNX Runtime unavailable" in caplog.text and "onnxruntime" in caplog.text
