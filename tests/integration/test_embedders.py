@@ -105,6 +105,10 @@ def test_the_onnx_runtime_gives_the_vectors_pytorch_gives():
     assert np.abs(batch - np.array(torch.embed_batch(texts, "document"))).max() < 1e-5
     assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
     assert np.abs(np.array(onnx.embed_query(texts[1])) - np.array(torch.embed_query(texts[1]))).max() < 1e-5
+    # A question counts up to 128 word pieces (passages up to 256): what a long post adds after that is not read.
+    post = "My webhook times out after the calendar sync runs and then " * 14  # about 170 word pieces
+    assert onnx.embed_query(post) == onnx.embed_query(post + " so what should I do about the refund?")
+    assert onnx.embed_documents([post]).vectors != onnx.embed_documents([post + " refund?"]).vectors
 
 
 @pytest.mark.slow
