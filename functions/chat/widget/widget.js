@@ -957,6 +957,7 @@ background:var(--p);color:var(--op)}
                                                             onclick: () => this.toggleHandoff(true)})));
       }
       if (msg.turnId && msg.session) msg.el.append(this.feedbackBar(msg));
+      this.scrollDown(false); // the reader who followed the answer also sees its buttons
     }
 
     /** Mark the answer failed, keep what arrived, say why; `retry` adds a button that asks again. */
