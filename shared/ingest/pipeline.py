@@ -17,7 +17,7 @@ import posixpath
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 
 from shared.documents import DocumentStore, document_id, vector_ids
 from shared.errors import BadRequest, DocumentRejected, FileTooLarge

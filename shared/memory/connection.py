@@ -8,7 +8,7 @@ import contextlib
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 
 from shared.errors import BadRequest, TransientError
 

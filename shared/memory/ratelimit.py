@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 
 from shared.memory.connection import FirestoreConnection, firestore_errors, utc_now
 from shared.memory.models import RateDecision

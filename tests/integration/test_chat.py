@@ -260,7 +260,7 @@ def test_an_expired_session_is_not_resumed(make_chat, monkeypatch):
     first = chat.ask("How do I reset my password?")
     session_id = first["session"]["session_id"]
     # Expire it the way time would: its expires_at in the past.
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     ref = memory()._connection.client.document("tenants", "default", "sessions", session_id)
     ref.update({"expires_at": datetime(2020, 1, 1, tzinfo=UTC)})

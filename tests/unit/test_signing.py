@@ -1,6 +1,6 @@
 """Signed user ids: what a host site signs, the chat function accepts — nothing else."""
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 

@@ -10,7 +10,7 @@ from shared.errors import CorruptFile
 from shared.models import Block
 
 try:  # lxml is faster and more forgiving than the standard library's parser; python-docx brings it along
-    import lxml
+    import lxml  # noqa: F401 - only whether it is installed matters
 
     _HTML_PARSER = "lxml"
 except ImportError:  # pragma: no cover

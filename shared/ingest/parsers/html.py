@@ -19,7 +19,7 @@ from shared.ingest.parsers.common import (
 from shared.models import Block, ParsedDocument
 
 try:  # lxml is faster and more forgiving than the standard library's parser; python-docx brings it along
-    import lxml
+    import lxml  # noqa: F401 - only whether it is installed matters
 
     _HTML_PARSER = "lxml"
 except ImportError:  # pragma: no cover
