@@ -476,3 +476,44 @@ def wait_for(read, ok, what: str, timeout: float = 10.0):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last: {value!r}")
         time.sleep(0.1)
+
+
+def test_a_dropped_connection_is_retried_politely_and_a_broken_stream_is_never_resent_by_itself(widget_stack,
+                                                                                                  browsing):
+    page = open_demo(widget_stack, browsing)
+    widget = Widget(page).open()
+    calls = []
+
+    def refuse_the_first(route):  # the network fails before the server saw the question: safe to send again
+        calls.append("refused" if not calls else "passed")
+        if calls[-1] == "refused":
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/v1/chat", refuse_the_first)
+    answer = widget.ask("Can I get a refund?")
+    expect(answer).to_contain_text("30 days")
+    assert calls == ["refused", "passed"]  # retried once, after a pause, by itself
+    page.unroute("**/v1/chat")
+
+    # The server started the answer, then the stream broke: the widget keeps what came, says so, and waits.
+    broken = ('event: session\ndata: {"session_id": "s", "turn_id": "t"}\n\n'
+              'event: delta\ndata: {"text": "Password reset links expire after"}\n\n')
+    page.route("**/v1/chat", lambda route: (calls.append("broken"),
+                                            route.fulfill(status=200, body=broken,
+                                                          headers={"Content-Type": "text/event-stream"})))
+    widget.textarea.fill("How long is a password reset link valid?")
+    widget.send.click()
+    failed = widget.turns.nth(1)
+    expect(failed).to_have_attribute("data-state", "error", timeout=ANSWER_TIMEOUT_MS)
+    expect(failed).to_contain_text("Password reset links expire after")
+    expect(failed).to_contain_text("The connection dropped.")
+    page.wait_for_timeout(1500)
+    assert calls.count("broken") == 1  # not resent: the server may have saved that turn
+    page.unroute("**/v1/chat")
+
+    failed.get_by_role("button", name="Retry").click()
+    expect(failed).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
+    expect(failed).to_contain_text("60 minutes")
+    expect(widget.turns).to_have_count(2)  # asked again in place, as the last answer
