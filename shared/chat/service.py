@@ -50,10 +50,11 @@ _HUMAN = re.compile(
     re.IGNORECASE)
 _ASKING = re.compile(r"\b(talk|speak|chat|connect|transfer|escalate|contact|reach|want|need|get)\b", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-# Markdown a snippet drops: line prefixes (headings, bullets, quotes, table pipes), code ticks, citation markers, and
-# emphasis marks at a word's edge only (snake_case and window.__init__ keep their underscores).
+# Markdown a snippet drops: line prefixes (headings, bullets, quotes, table pipes), code ticks, citation markers, table
+# header rules, and emphasis marks at a word's edge only (snake_case and window.__init__ keep their underscores).
 _MARKUP = re.compile(r"(?m)^\s*(?:#{1,6}|[-*+]|\d{1,3}[.)]|>|\|)\s+|`{1,3}|\||\[(\d+)\]"
-                     r"|(?<![\w.*_])[*_]{1,3}(?=[^\s*_])|(?<=[^\s*_])[*_]{1,3}(?![\w*_])")
+                     r"|(?<![\w.*_])[*_]{1,3}(?=[^\s*_])|(?<=[^\s*_])[*_]{1,3}(?![\w*_])"
+                     r"|(?<![^\s|]):?-{3,}:?(?![^\s|])")  # a table's header rule, |---|:--:|
 
 
 @dataclass(frozen=True)

@@ -712,6 +712,8 @@ def test_openapi_is_valid_and_lists_exactly_the_routes(app):
 @pytest.mark.parametrize(("text", "snippet"), [
     ("# Refunds\n\n- **Approved** refunds reach _your_ card [2]", "Refunds Approved refunds reach your card"),
     ("Set `window.__pwned` or snake_case_name; see | a | table |", "Set window.__pwned or snake_case_name; see a table"),
+    ("| Code | What it means |\n|---|:---:|\n| BW-1001 | Link expired - request a new one |",
+     "Code What it means BW-1001 Link expired - request a new one"),
 ])
 def test_citation_snippets_drop_markdown_but_keep_underscores_inside_names(text, snippet):
     from shared.chat.service import _citation
