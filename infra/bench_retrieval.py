@@ -148,8 +148,7 @@ def run(args, url: str) -> int:
     qrels = load_qrels(args.directory / args.qrels)
     wanted = {d.id for d in docs}
     queries = [q for q in queries if q.id in qrels and any(doc in wanted for doc in qrels[q.id])]
-    runtime = f" ({embedder.runtime} runtime)" if hasattr(embedder, "runtime") else ""
-    print(f"{len(docs)} documents, {len(queries)} judged queries, embedder {embedder.key}{runtime}, index {index.name}")
+    print(f"{len(docs)} documents, {len(queries)} judged queries, embedder {embedder.key}, index {index.name}")
 
     started = time.perf_counter()
     indexed, skipped = index_corpus(docs, store, indexer, settings, embedder, cache)
@@ -160,6 +159,8 @@ def run(args, url: str) -> int:
     beir_ids = {document_id(TENANT, source_uri(d)): d.id for d in docs}
     # Questions are embedded as chat embeds them (create_embedder(for_queries=True): one CPU thread for the local model).
     questions = create_embedder(settings, for_queries=True)
+    if hasattr(questions, "runtime"):
+        print(f"questions embedded by the {questions.runtime} runtime")
     retriever = Retriever(db, KeywordSearch(db), VectorSearch(db, questions, index), candidates=CANDIDATES)
     retriever.retrieve("warm-up question", TENANT)  # load the model, fill the statistics caches
     scores = defaultdict(lambda: defaultdict(list))  # split -> "leg metric" -> values

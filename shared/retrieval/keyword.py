@@ -24,6 +24,7 @@ import time
 
 from shared.db import Database
 from shared.retrieval import ChunkHit
+from shared.retrieval import with_text as with_text_of
 
 _LEXEMES_SQL = "SELECT DISTINCT lexeme FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS lexeme"
 _DF_SQL = ("SELECT t.lexeme, count(*) FROM chunk_terms t WHERE t.tenant = %s AND t.lexeme = ANY(%s) "
@@ -57,17 +58,11 @@ class KeywordSearch:
             weights = self._term_weights(cur, tenant, lexemes, self._chunk_count(cur, tenant))
             if not weights:
                 return []
-            cur.execute(_score_sql(bool(topics), with_text), [list(weights), list(weights.values()), tenant,
+            cur.execute(_score_sql(bool(topics)), [list(weights), list(weights.values()), tenant,
                                                    *([list(topics)] if topics else []), self._postings_per_term,
                                                    top_k])
-            rows = cur.fetchall()
-        if not with_text:
-            return [ChunkHit(chunk_id=r[0], document_id=r[1], score=float(r[2]), topic=r[3]) for r in rows]
-        return [
-            ChunkHit(chunk_id=r[0], document_id=r[1], score=float(r[2]), title=r[3], heading_path=tuple(r[4] or ()),
-                     text=r[5], source_uri=r[6], url=r[7], topic=r[8])
-            for r in rows
-        ]
+            hits = [ChunkHit(chunk_id=r[0], document_id=r[1], score=float(r[2]), topic=r[3]) for r in cur.fetchall()]
+        return with_text_of(self._db, tenant, hits) if with_text else hits
 
     def _term_weights(self, cur, tenant: str, lexemes: list[str], chunks: int) -> dict[str, float]:
         """idf of each lexeme the tenant's chunks contain, without the too-common ones, rarest first."""
@@ -108,8 +103,7 @@ class KeywordSearch:
         return chunks
 
 
-def _score_sql(with_topics: bool, with_text: bool = True) -> str:
-    columns = ("c.title, c.heading_path, c.content, c.source_uri, c.url, c.topic" if with_text else "c.topic")
+def _score_sql(with_topics: bool) -> str:
     return f"""
 WITH scored AS (
     SELECT p.chunk_seq, sum(w.idf * p.impact) AS score
@@ -124,7 +118,7 @@ WITH scored AS (
     ORDER BY score DESC
     LIMIT %s
 )
-SELECT c.id, c.document_id, s.score, {columns}
+SELECT c.id, c.document_id, s.score, c.topic
 FROM scored s JOIN chunks c ON c.seq = s.chunk_seq
 ORDER BY s.score DESC, c.id
 """

@@ -1,5 +1,5 @@
-"""The vector leg: the question's embedding against the vector index (Pinecone or pgvector), hits joined to their
-chunks in PostgreSQL (the index holds ids and filter metadata, never text).
+"""The vector leg: the question's embedding against the vector index (Pinecone or pgvector). The index holds ids and
+filter metadata, never text: a chunk's text comes from PostgreSQL, when asked for.
 
 A document has a vector per chunk and one for its title alone (`{document}#title`, see the Indexer). A title hit
 stands for the document's first chunk; when both match, the chunk keeps the better score."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 from shared.db import Database
 from shared.documents import TITLE_SUFFIX, chunk_id, document_of
 from shared.retrieval import ChunkHit
+from shared.retrieval import with_text as with_text_of
 
 
 class VectorSearch:
@@ -32,22 +33,6 @@ class VectorSearch:
             target = chunk_id(match.id[: -len(TITLE_SUFFIX)], 0) if match.id.endswith(TITLE_SUFFIX) else match.id
             best[target] = max(best.get(target, float("-inf")), match.score)
             topic[target] = str(match.metadata.get("topic") or "")
-        if not with_text:
-            hits = [ChunkHit(chunk_id=cid, document_id=document_of(cid), score=score, topic=topic[cid])
-                    for cid, score in best.items()]
-            return sorted(hits, key=lambda h: -h.score)
-        with self._db.transaction() as cur:
-            cur.execute(
-                "SELECT id, document_id, title, heading_path, content, source_uri, url, topic FROM chunks "
-                "WHERE tenant = %s AND id = ANY(%s)",
-                (tenant, list(best)),
-            )
-            rows = {r[0]: r for r in cur.fetchall()}
-        # A vector whose chunk is gone (a delete racing this query) is skipped rather than shown without text.
-        hits = [
-            ChunkHit(chunk_id=cid, document_id=r[1], score=score, title=r[2], heading_path=tuple(r[3] or ()),
-                     text=r[4], source_uri=r[5], url=r[6], topic=r[7])
-            for cid, score in best.items()
-            if (r := rows.get(cid)) is not None
-        ]
-        return sorted(hits, key=lambda h: -h.score)
+        hits = sorted((ChunkHit(chunk_id=cid, document_id=document_of(cid), score=score, topic=topic[cid])
+                       for cid, score in best.items()), key=lambda h: -h.score)
+        return with_text_of(self._db, tenant, hits) if with_text else hits
