@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import select
 import socket
 import threading
 import urllib.parse
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # Errors that mean "the database is not reachable / the connection is gone", as opposed to a bad statement.
 _CONNECTION_ERRORS = (pg8000.dbapi.InterfaceError, OSError, TimeoutError)
+IDLE = b"I"  # ReadyForQuery's transaction status: idle, not in a transaction block
 
 
 def _direct_connect_args(url: str, timeout: float | None = 10.0) -> dict:
@@ -97,29 +99,48 @@ class Database:
     # -- using ----------------------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def connection(self) -> Iterator[pg8000.dbapi.Connection]:
-        """Borrow a connection; it goes back to the pool unless it broke."""
-        try:
-            conn = self._pool.get_nowait()
-        except queue.Empty:
-            conn = self._connect()
-        healthy = True
+        """Borrow a connection. It goes back to the pool only when its protocol state is known to be clean: the block
+        ended normally, or with an error the server itself reported (pg8000 has then read up to ReadyForQuery) and
+        the rollback worked. Any other error may have struck half-way through a message exchange (pg8000 raised
+        UnicodeEncodeError on a lone surrogate after sending Describe and before reading its reply, so the next
+        query read that reply), and such a connection is closed, never pooled."""
+        conn = self._checkout()
+        reusable = False
         try:
             yield conn
+            reusable = True
         except _CONNECTION_ERRORS as exc:
-            healthy = False
             raise DatabaseUnavailable(f"database connection lost: {exc}") from exc
-        except BaseException:
-            with contextlib.suppress(Exception):
-                conn.rollback()
+        except BaseException as exc:
+            if _reported_by_server(exc):
+                try:
+                    conn.rollback()
+                    reusable = True
+                except Exception:  # noqa: BLE001 - the connection is then in no state to keep
+                    log.warning("rollback after a database error failed; closing the connection")
+            else:
+                log.warning("closing a database connection after %s", type(exc).__name__)
             raise
         finally:
-            if healthy:
+            if reusable and _is_clean(conn):
                 try:
                     self._pool.put_nowait(conn)
                 except queue.Full:
                     _close(conn)
             else:
                 _close(conn)
+
+    def _checkout(self):
+        """A pooled connection that is still clean (an idle connection with bytes waiting was told something by the
+        server, e.g. that it is shutting down: it cannot be trusted), or a new one."""
+        while True:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                return self._connect()
+            if _is_clean(conn):
+                return conn
+            _close(conn)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[pg8000.dbapi.Cursor]:
@@ -146,6 +167,29 @@ class Database:
         if self._connector is not None:
             self._connector.close()
             self._connector = None
+
+
+def _reported_by_server(exc: BaseException) -> bool:
+    """True for an error the server sent (an ErrorResponse: pg8000 raises it only after reading the exchange to its
+    ReadyForQuery, so nothing of it is left unread). Its first argument is the server's field dict (C = SQLSTATE)."""
+    return (isinstance(exc, pg8000.dbapi.DatabaseError) and bool(exc.args) and isinstance(exc.args[0], dict)
+            and "C" in exc.args[0])
+
+
+def _is_clean(conn) -> bool:
+    """An idle connection outside a transaction, with nothing unread on its socket."""
+    if getattr(conn, "_transaction_status", IDLE) != IDLE:
+        return False
+    sock = getattr(conn, "_usock", None)
+    if sock is None:
+        return False
+    try:
+        if getattr(sock, "pending", lambda: 0)():  # TLS (Cloud SQL connector): bytes already decrypted
+            return False
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 def _close(conn) -> None:
