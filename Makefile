@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: setup dev test test-fast package migrate status gaps bench-ingest bench-retrieval coldstart clean
+.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval coldstart clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt requirements-local.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ migrate: setup  ## apply migrations to DATABASE_URL / CLOUD_SQL_INSTANCE
 
 status: setup  ## document status of the running local stack
 	@source .local/stack.env && $(BIN)/python -m infra.kb status $(ARGS)
+
+tenants: setup  ## the tenant registry: make tenants ARGS="add acme --origin https://help.acme.example"
+	@source .local/stack.env && $(BIN)/python -m infra.tenants $(ARGS)
 
 gaps: setup  ## questions the local assistant could not answer (coverage gaps)
 	@source .local/stack.env && $(BIN)/python -m infra.kb gaps $(ARGS)

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 from shared.errors import ConfigurationError
+from shared.tenants import TENANT_ID
 
 
 def setting(env: str, default, help: str):
@@ -120,6 +121,15 @@ class Settings:
     policy_cache_seconds: int = setting(
         "POLICY_CACHE_SECONDS", 300, "How long an instance caches a tenant's policies (`tenants/{t}/config/policies`)."
     )
+    tenant_registry: str = setting(
+        "TENANT_REGISTRY", "", "Empty: one tenant (DEFAULT_TENANT, origins CHAT_ALLOWED_ORIGINS). `firestore`: tenants "
+        "in Firestore (`python -m infra.tenants`), each with a public site key the widget sends, its allowed origins "
+        "and its limits.",
+    )
+    tenant_cache_seconds: int = setting(
+        "TENANT_CACHE_SECONDS", 60, "How long an instance caches a tenant looked up by its site key (an edit or a "
+        "rotated key takes effect within this time).",
+    )
     # --- end of conversation memory (Firestore) ---
 
     # --- chat ------------------------------------------------------------------------------------------------------
@@ -185,6 +195,12 @@ class Settings:
             raise ConfigurationError(
                 "RATE_LIMIT_SESSION_PER_MINUTE and RATE_LIMIT_CLIENT_PER_MINUTE must be at least 1"
             )
+        if self.tenant_registry not in ("", "firestore"):
+            raise ConfigurationError("TENANT_REGISTRY must be empty (one tenant) or firestore")
+        if self.tenant_cache_seconds < 0:
+            raise ConfigurationError("TENANT_CACHE_SECONDS must be at least 0")
+        if not TENANT_ID.fullmatch(self.default_tenant):
+            raise ConfigurationError("DEFAULT_TENANT must be 1-63 lowercase letters, digits, '_' or '-'")
         if self.policy_cache_seconds < 0:
             raise ConfigurationError("POLICY_CACHE_SECONDS must be at least 0")
         if self.chat_max_message_chars < 1 or self.chat_max_body_bytes < self.chat_max_message_chars:

@@ -64,6 +64,14 @@ def memory_store():
 
 
 @functools.lru_cache(maxsize=1)
+def tenant_registry():
+    """Which tenant a chat request is for: the one DEFAULT_TENANT, or the Firestore registry (TENANT_REGISTRY)."""
+    from shared.tenants import create_registry
+
+    return create_registry(get_settings(), lambda: memory_store().connection)
+
+
+@functools.lru_cache(maxsize=1)
 def retriever():
     """Hybrid retrieval (full-text + vectors, fused) over this instance's database and vector index."""
     from shared.embeddings import create_embedder
@@ -91,7 +99,7 @@ def reset() -> None:
     """Forget every built service and the settings (tests change the environment between cases)."""
     if database.cache_info().currsize:
         database().close()
-    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, memory_store, retriever,
-                    chat_service):
+    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, memory_store,
+                    tenant_registry, retriever, chat_service):
         getattr(factory, "cache_clear", lambda: None)()  # a test may have replaced a factory with a fake
     get_settings.cache_clear()

@@ -2,7 +2,7 @@
 
     GET  /healthz (and /)        {"status": "ok"}; `?warm=1` first loads the model and opens the database
     POST /v1/chat                the answer as Server-Sent Events, or one JSON object with `Accept: application/json`
-    GET  /v1/sessions/{id}       the conversation (`?tenant=` optional)
+    GET  /v1/sessions/{id}       the conversation (`?site_key=` with a tenant registry)
     POST /v1/feedback            204
     POST /v1/handoff             201 {ticket_id, status}
     OPTIONS /v1/...              CORS preflight
@@ -50,7 +50,8 @@ ROUTES = Map([
 def chat(request: flask.Request) -> flask.Response:
     settings = get_settings()
     if not request.path.startswith("/widget/"):  # a public file any page may load: no origin allow-list
-        http.apply_cors(request, settings.allowed_origins)
+        registry = services.tenant_registry()
+        http.apply_cors(request, None if registry.requires_key else registry.resolve(None))
     endpoint, args = http.route(ROUTES, request)
     if request.method == "OPTIONS":
         return http.preflight_response(http.allowed_methods(ROUTES, request))
@@ -66,7 +67,8 @@ def health(request: flask.Request, settings: Settings) -> flask.Response:
 
 def ask(request: flask.Request, settings: Settings) -> flask.Response:
     body = http.read_json(request, settings.chat_max_body_bytes)
-    chat_request = http.parse_chat_request(body, settings, http.client_id(request))
+    tenant = http.admit(request, services.tenant_registry(), body.get("site_key"))
+    chat_request = http.parse_chat_request(body, settings, http.client_id(request), tenant)
     service = services.chat_service()
     turn = functools.partial(service.run_turn, service.start_turn(chat_request))
     if http.wants_json(request):
@@ -75,18 +77,21 @@ def ask(request: flask.Request, settings: Settings) -> flask.Response:
 
 
 def session(request: flask.Request, settings: Settings, session_id: str) -> flask.Response:
-    tenant = http.tenant_of(request.args.get("tenant"), settings)
-    return flask.jsonify(services.chat_service().session_view(tenant, http.parse_session_id(session_id)))
+    http.refuse_tenant_field(request.args)
+    tenant = http.admit(request, services.tenant_registry(), request.args.get("site_key"))
+    return flask.jsonify(services.chat_service().session_view(tenant.id, http.parse_session_id(session_id)))
 
 
 def feedback(request: flask.Request, settings: Settings) -> flask.Response:
-    vote = http.parse_feedback(http.read_json(request, settings.chat_max_body_bytes), settings)
+    body = http.read_json(request, settings.chat_max_body_bytes)
+    vote = http.parse_feedback(body, http.admit(request, services.tenant_registry(), body.get("site_key")))
     services.chat_service().feedback(vote.tenant, vote.session_id, vote.turn_id, vote.rating, vote.reason)
     return http.no_content()
 
 
 def handoff(request: flask.Request, settings: Settings) -> flask.Response:
-    ask_human = http.parse_handoff(http.read_json(request, settings.chat_max_body_bytes), settings)
+    body = http.read_json(request, settings.chat_max_body_bytes)
+    ask_human = http.parse_handoff(body, http.admit(request, services.tenant_registry(), body.get("site_key")))
     ticket = services.chat_service().handoff(ask_human.tenant, ask_human.session_id, ask_human.reason,
                                              ask_human.contact)
     response = flask.jsonify(ticket)

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 PAGES = Path(__file__).resolve().parent
 PLACEHOLDER = "{{CHAT_URL}}"
+SITE_KEY_PLACEHOLDER = "{{SITE_KEY}}"
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 
 
@@ -36,8 +37,9 @@ class DemoSite:
     """Serves infra/demo on `host:port` (0: any free port) with `{{CHAT_URL}}` replaced by `chat_url`, on the
     stand-ins' threaded server (infra/standins/http.py)."""
 
-    def __init__(self, chat_url: str, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, chat_url: str, port: int = 0, host: str = "127.0.0.1", site_key: str = "") -> None:
         self.chat_url = chat_url.rstrip("/")
+        self.site_key = site_key  # the pages' data-site-key (a tenant registry's key; empty: none)
         self._address = (host, port)
         self._server: StandinServer | None = None
 
@@ -55,7 +57,7 @@ class DemoSite:
 
     def start(self) -> DemoSite:
         if self._server is None:
-            self._server = StandinServer(_handler(self.chat_url), *self._address)
+            self._server = StandinServer(_handler(self.chat_url, self.site_key), *self._address)
             self._server.start()
             logger.info("demo site on %s (chat %s)", self.url, self.chat_url)
         return self
@@ -72,7 +74,7 @@ class DemoSite:
         self.stop()
 
 
-def render(name: str, chat_url: str) -> bytes | None:
+def render(name: str, chat_url: str, site_key: str = "") -> bytes | None:
     """The page file `name` (relative to infra/demo) ready to serve, or None if it is not a page file."""
     path = (PAGES / name).resolve()
     if path.parent != PAGES or path.suffix not in _CONTENT_TYPES or not path.is_file():
@@ -80,10 +82,11 @@ def render(name: str, chat_url: str) -> bytes | None:
     data = path.read_bytes()
     if path.suffix == ".html":
         data = data.replace(PLACEHOLDER.encode(), html.escape(chat_url, quote=True).encode())
+        data = data.replace(SITE_KEY_PLACEHOLDER.encode(), html.escape(site_key, quote=True).encode())
     return data
 
 
-def _handler(chat_url: str) -> type[BaseHTTPRequestHandler]:
+def _handler(chat_url: str, site_key: str = "") -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "BrightwaveDemo/1"
 
@@ -94,7 +97,7 @@ def _handler(chat_url: str) -> type[BaseHTTPRequestHandler]:
                 self.send_response(HTTPStatus.NO_CONTENT)
                 self.end_headers()
                 return
-            body = render(name, chat_url)
+            body = render(name, chat_url, site_key)
             if body is None:
                 self.send_error(HTTPStatus.NOT_FOUND)
                 return
@@ -116,6 +119,7 @@ def main() -> None:
     parser.add_argument("--chat-url", default="http://127.0.0.1:8081", help="the chat function (default: make dev's)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--site-key", default="", help="data-site-key of the pages (a tenant registry's site key)")
     args = parser.parse_args()
     site = DemoSite(args.chat_url, args.port, args.host).start()
     print(f"demo site: {site.url}/  (the chat function must allow the origin {site.origin})", flush=True)

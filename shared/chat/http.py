@@ -1,8 +1,11 @@
 """The chat API's HTTP surface, kept out of `functions/chat/main.py` so the entry point stays thin:
 
     routing      a werkzeug `Map` match; unknown path -> 404, known path and wrong method -> 405 with `Allow`
-    CORS         the caller's `Origin` must be in CHAT_ALLOWED_ORIGINS (or it holds `*`); no `Origin` (curl, servers)
-                 is allowed; every response to an allowed origin carries the CORS headers, errors included
+    tenants      the site key (`site_key` in a body, or the query of a GET) names the tenant through the registry
+                 (shared/tenants.py); a request may not name a tenant itself
+    CORS         the caller's `Origin` must be one of the tenant's allowed origins (single-tenant mode:
+                 CHAT_ALLOWED_ORIGINS); no `Origin` (curl, servers) is allowed; every response to an allowed origin
+                 carries the CORS headers, errors included
     bodies       JSON objects only, at most CHAT_MAX_BODY_BYTES even without a Content-Length (chunked uploads);
                  each field validated into a 400 that names it
     answers      `Accept: application/json` folds a turn's events into one ChatResponse (503 when it failed);
@@ -33,7 +36,7 @@ from shared.chat.events import ErrorEvent, Event, collect
 from shared.chat.service import ChatRequest
 from shared.config import Settings
 from shared.errors import AppError, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
-from shared.memory.connection import check_tenant
+from shared.tenants import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ class OriginNotAllowed(AppError):
 
     def __init__(self, origin: str):
         # The origin goes to the log only: the caller knows it already.
-        super().__init__(f"origin {origin[:200]!r} is not in CHAT_ALLOWED_ORIGINS",
+        super().__init__(f"origin {origin[:200]!r} is not allowed for this site",
                          public_message=self.public_message)
 
 
@@ -95,14 +98,37 @@ def allowed_methods(routes: Map, request: flask.Request) -> list[str]:
     return sorted(routes.bind("localhost").allowed_methods(request.path))
 
 
-def apply_cors(request: flask.Request, allowed: frozenset[str]) -> None:
-    """Admit the request's origin and have the response carry the CORS headers, whatever it turns out to be (a 429
-    or 400 must be readable by the widget); OriginNotAllowed (403) for a browser on any other origin."""
+def apply_cors(request: flask.Request, fixed: Tenant | None) -> None:
+    """Have the response carry the CORS headers for the request's origin, whatever it turns out to be (a 429 or 400
+    must be readable by the widget). With a `fixed` tenant (single-tenant mode) the origin is checked here:
+    OriginNotAllowed (403) for a browser on any other origin. With `fixed` None (tenant registry) the origin is
+    checked by `admit` once the site key has named the tenant; until then errors stay readable (they carry nothing
+    a tenant owns)."""
     origin = request.headers.get("Origin")
-    if origin is not None and "*" not in allowed and origin.rstrip("/") not in allowed:
-        flask.after_this_request(functools.partial(_add_cors_headers, origin=None))
+    flask.g.cors_origin = origin
+    flask.after_this_request(_add_cors_headers)
+    if fixed is not None and origin is not None and not fixed.allows_origin(origin):
+        flask.g.cors_origin = None
         raise OriginNotAllowed(origin)
-    flask.after_this_request(functools.partial(_add_cors_headers, origin=origin))
+
+
+def admit(request: flask.Request, registry, site_key: Any) -> Tenant:
+    """The tenant the request's site key names, once the caller's Origin is one of that tenant's (requests without
+    an Origin, from servers and curl, are not restricted); UnknownSiteKey (403) or OriginNotAllowed (403)."""
+    if site_key is not None and not isinstance(site_key, str):
+        raise BadRequest("site_key must be a string")
+    tenant = registry.resolve(site_key or None)
+    origin = request.headers.get("Origin")
+    if origin is not None and not tenant.allows_origin(origin):
+        flask.g.cors_origin = None
+        raise OriginNotAllowed(origin)
+    return tenant
+
+
+def refuse_tenant_field(container: dict[str, Any] | Any) -> None:
+    """A request may not pick its tenant: the site key does (a `tenant` field let any caller read any tenant)."""
+    if container.get("tenant") is not None:
+        raise BadRequest("tenant is not a request field: the widget's site key (site_key) selects the tenant")
 
 
 def no_content() -> flask.Response:
@@ -120,7 +146,8 @@ def preflight_response(allowed: list[str]) -> flask.Response:
     return response
 
 
-def _add_cors_headers(response: flask.Response, *, origin: str | None) -> flask.Response:
+def _add_cors_headers(response: flask.Response) -> flask.Response:
+    origin = flask.g.get("cors_origin")
     response.vary.add("Origin")  # the answer depends on the Origin header: shared caches must key on it
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
@@ -178,8 +205,9 @@ def client_id(request: flask.Request) -> str:
     return (last or request.remote_addr or "")[:64]
 
 
-def parse_chat_request(body: dict[str, Any], settings: Settings, client: str) -> ChatRequest:
+def parse_chat_request(body: dict[str, Any], settings: Settings, client: str, tenant: Tenant) -> ChatRequest:
     """A validated ChatRequest from a `POST /v1/chat` body; BadRequest naming the first bad field."""
+    refuse_tenant_field(body)
     message = body.get("message")
     if message is None:
         raise BadRequest("'message' is required")
@@ -194,12 +222,14 @@ def parse_chat_request(body: dict[str, Any], settings: Settings, client: str) ->
     if topic is not None and not _TOPIC.fullmatch(topic):
         raise BadRequest("topic must be 1-64 of a-z, 0-9, '_' or '-', starting with a letter or digit")
     return ChatRequest(
-        tenant=tenant_of(body.get("tenant"), settings),
+        tenant=tenant.id,
         message=message,
         session_id=_optional_string(body, "session_id", 128),
         user_token=_optional_string(body, "user_token", 256),
         topic=topic,
         client_id=client,
+        limits={"client": tenant.limit("client_per_minute", settings.rate_limit_client_per_minute),
+                "session": tenant.limit("session_per_minute", settings.rate_limit_session_per_minute)},
     )
 
 
@@ -212,13 +242,14 @@ class FeedbackRequest:
     reason: str | None
 
 
-def parse_feedback(body: dict[str, Any], settings: Settings) -> FeedbackRequest:
+def parse_feedback(body: dict[str, Any], tenant: Tenant) -> FeedbackRequest:
     """A validated `POST /v1/feedback` body; BadRequest naming the first bad field."""
+    refuse_tenant_field(body)
     rating = body.get("rating")
     if rating not in _RATINGS:
         raise BadRequest("rating must be 'up' or 'down'")
     return FeedbackRequest(
-        tenant=tenant_of(body.get("tenant"), settings),
+        tenant=tenant.id,
         session_id=_required_string(body, "session_id", 128),
         turn_id=_required_string(body, "turn_id", 128),
         rating=rating,
@@ -234,10 +265,11 @@ class HandoffRequest:
     contact: str | None
 
 
-def parse_handoff(body: dict[str, Any], settings: Settings) -> HandoffRequest:
+def parse_handoff(body: dict[str, Any], tenant: Tenant) -> HandoffRequest:
     """A validated `POST /v1/handoff` body; BadRequest naming the first bad field."""
+    refuse_tenant_field(body)
     return HandoffRequest(
-        tenant=tenant_of(body.get("tenant"), settings),
+        tenant=tenant.id,
         session_id=_required_string(body, "session_id", 128),
         reason=_optional_text(body, "reason", 1000) or DEFAULT_HANDOFF_REASON,
         contact=_optional_text(body, "contact", 320),
@@ -247,13 +279,6 @@ def parse_handoff(body: dict[str, Any], settings: Settings) -> HandoffRequest:
 def parse_session_id(value: str) -> str:
     """The `{session_id}` path segment of `GET /v1/sessions/{session_id}`."""
     return _required_string({"session_id": value}, "session_id", 128)
-
-
-def tenant_of(value: Any, settings: Settings) -> str:
-    """The request's tenant (body field or query parameter), DEFAULT_TENANT when absent."""
-    if value is None or value == "":
-        return settings.default_tenant
-    return check_tenant(value)
 
 
 def _required_string(body: dict[str, Any], name: str, max_chars: int) -> str:

@@ -19,7 +19,7 @@ import logging
 import re
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from shared.chat.events import Citation, CitationsEvent, Delta, Done, ErrorEvent, Event, SessionEvent
 from shared.errors import AppError, BadRequest, NotFound, RateLimited
@@ -65,6 +65,7 @@ class ChatRequest:
     user_token: str | None = None
     topic: str | None = None
     client_id: str = ""  # the caller's address, for the per-client rate limit
+    limits: dict[str, int] = field(default_factory=dict)  # the tenant's "client" / "session" per-minute limits
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,11 @@ class ChatService:
             user_id = verify_user_token(request.user_token, self._settings.user_token_secret, self._now())
         limiter = self._memory.rate_limiter
         if request.client_id:
-            _enforce(limiter.hit_client(request.tenant, request.client_id), "this address")
+            _enforce(limiter.hit_client(request.tenant, request.client_id, limit=request.limits.get("client")),
+                     "this address")
         if request.session_id:
-            _enforce(limiter.hit_session(request.tenant, request.session_id), "this conversation")
+            _enforce(limiter.hit_session(request.tenant, request.session_id, limit=request.limits.get("session")),
+                     "this conversation")
         session = self._memory.get_or_create_session(request.tenant, request.session_id, user_id)
         return PreparedTurn(request=replace(request, message=message), session=session, turn_id=new_turn_id())
 

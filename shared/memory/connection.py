@@ -5,14 +5,13 @@ permission or index problem) is a bug or a misconfiguration and propagates as it
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from shared.errors import BadRequest, TransientError
+from shared.tenants import TENANT_ID
 
-_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class MemoryUnavailable(TransientError):
@@ -73,7 +72,8 @@ def as_datetime(value: datetime) -> datetime:
 
 
 def check_tenant(tenant: str) -> str:
-    """A tenant id is a path segment of every document: 1-64 of [A-Za-z0-9_-], starting with a letter or digit."""
-    if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
-        raise BadRequest("tenant must be 1-64 letters, digits, '_' or '-', starting with a letter or digit")
+    """A tenant id is a path segment of every document: shared.tenants.TENANT_ID (lowercase, so 'Acme' can never be
+    a second tenant beside 'acme')."""
+    if not isinstance(tenant, str) or not TENANT_ID.fullmatch(tenant):
+        raise BadRequest("tenant must be 1-63 lowercase letters, digits, '_' or '-', starting with a letter or digit")
     return tenant

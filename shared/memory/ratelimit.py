@@ -49,11 +49,12 @@ class RateLimiter:
             return RateDecision(allowed=True, remaining=limit - count, retry_after=0)
         return RateDecision(allowed=False, remaining=0, retry_after=max(1, math.ceil(window_end - now)))
 
-    def hit_session(self, tenant: str, session_id: str) -> RateDecision:
-        """One chat message in a session, limited by RATE_LIMIT_SESSION_PER_MINUTE."""
-        return self.hit(f"session:{tenant}:{session_id}", self.session_per_minute, 60)
+    def hit_session(self, tenant: str, session_id: str, limit: int | None = None) -> RateDecision:
+        """One chat message in a session, limited by `limit` (the tenant's) or RATE_LIMIT_SESSION_PER_MINUTE."""
+        return self.hit(f"session:{tenant}:{session_id}", limit or self.session_per_minute, 60)
 
-    def hit_client(self, tenant: str, client_id: str) -> RateDecision:
-        """One chat message from a client (e.g. its IP address), limited by RATE_LIMIT_CLIENT_PER_MINUTE."""
-        return self.hit(f"client:{tenant}:{client_id}", self.client_per_minute, 60)
+    def hit_client(self, tenant: str, client_id: str, limit: int | None = None) -> RateDecision:
+        """One chat message from a client (e.g. its IP address), limited by `limit` (the tenant's) or
+        RATE_LIMIT_CLIENT_PER_MINUTE."""
+        return self.hit(f"client:{tenant}:{client_id}", limit or self.client_per_minute, 60)
 

@@ -85,6 +85,7 @@ class MemoryStore:
         self._ttl = timedelta(seconds=session_ttl_seconds)
         self._summary_every = summary_every_turns
         self._now = now
+        self.connection = connection  # shared with the tenant registry (shared.services.tenant_registry)
         self.rate_limiter = rate_limiter or RateLimiter(connection, now=now)
         self.policies = policies or PolicyStore(connection)
 

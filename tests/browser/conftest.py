@@ -324,3 +324,36 @@ def gemini_chat(widget_stack) -> Iterator[tuple[ChatProcess, object, DemoSite]]:
         chat.stop()
         site.stop()
         gemini.stop()
+
+
+@pytest.fixture(scope="module")
+def registry_chat(widget_stack) -> Iterator[tuple[ChatProcess, DemoSite, str]]:
+    """A chat process with the tenant registry (TENANT_REGISTRY=firestore), a demo site of its own, and the site key
+    of the tenant "default" (whose documents the stack ingested), registered with that site's origin only."""
+    from shared.errors import BadRequest
+    from shared.memory.connection import FirestoreConnection, utc_now
+    from shared.tenants import TenantAdmin
+
+    port, site_port = free_port(), free_port()
+    origin = f"http://{LOCALHOST}:{site_port}"
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in widget_stack.env.items():
+            patch.setenv(key, value)
+        admin = TenantAdmin(FirestoreConnection(widget_stack.env["GOOGLE_CLOUD_PROJECT"]), now=utc_now)
+        try:
+            tenant = admin.add("default", [origin])
+        except BadRequest:  # registered by an earlier module against the same emulator
+            admin.edit_origins("default", add=[origin])
+            tenant = admin.rotate_key("default")
+    site = DemoSite(f"http://{LOCALHOST}:{port}", port=site_port, site_key=tenant.site_key).start()
+    env = {**widget_stack.env, "TENANT_REGISTRY": "firestore", "TENANT_CACHE_SECONDS": "0",
+           "CHAT_ALLOWED_ORIGINS": "http://unused.invalid"}
+    chat = ChatProcess("chat-registry", env)
+    try:
+        chat.start_on(port)
+        chat.warm()
+        yield chat, site, tenant.site_key
+    finally:
+        chat.stop()
+        site.stop()
+

@@ -517,3 +517,41 @@ def test_a_dropped_connection_is_retried_politely_and_a_broken_stream_is_never_r
     expect(failed).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
     expect(failed).to_contain_text("60 minutes")
     expect(widget.turns).to_have_count(2)  # asked again in place, as the last answer
+
+
+# --- several sites: the site key -------------------------------------------------------------------------------------
+def test_the_site_key_names_the_tenant_in_every_call(widget_stack, registry_chat, browsing):
+    _, site, key = registry_chat
+    page = browsing.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.method + " " + r.url + " " + (r.post_data or "")))
+    page.goto(site.url + "/plain.html")  # its script tag carries data-site-key (the tenant's embed snippet)
+    widget = Widget(page).open()
+    answer = widget.ask("Can I get a refund?")
+    assert_cited(answer, "Refunds")
+    turn_id = answer.get_attribute("data-turn-id")
+    answer.locator('button[aria-label="Helpful"]').click()
+    expect(answer.locator('button[aria-label="Helpful"]')).to_have_attribute("aria-pressed", "true")
+    wait_for(lambda: widget_stack.tenant().collection("feedback").document(turn_id).get().to_dict(),
+             lambda d: d and d.get("rating") == "up", "the feedback in Firestore")
+
+    page.reload()
+    widget = Widget(page).open()
+    expect(widget.turns).to_have_count(1)  # resumed: GET /v1/sessions/{id}?site_key=…
+    api = [r for r in requests if "/v1/" in r and "/widget/" not in r and not r.startswith("OPTIONS")]
+    assert any(r.startswith("POST") and "/v1/chat" in r and key in r for r in api)
+    assert any(r.startswith("POST") and "/v1/feedback" in r and key in r for r in api)
+    assert any(r.startswith("GET") and f"site_key={key}" in r for r in api)
+    assert all(key in r for r in api), api
+    assert all('"tenant"' not in r for r in api)
+
+
+def test_a_wrong_site_key_is_refused_with_a_message(widget_stack, registry_chat, browsing):
+    _, site, _ = registry_chat
+    page = browsing.new_page()
+    page.goto(site.url + "/plain.html")
+    widget = Widget(page).open()
+    widget.host.evaluate('(el, key) => el.setAttribute("site-key", key)', "pk_" + "x" * 24)  # wins over data-*
+    widget.textarea.fill("Can I get a refund?")
+    widget.send.click()
+    expect(widget.log).to_contain_text("unknown site key", timeout=ANSWER_TIMEOUT_MS)

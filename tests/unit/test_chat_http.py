@@ -30,6 +30,7 @@ from tests.sse import Comment, Event, iter_sse, parse, parse_all
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "https://shop.example"
+LIMITS = {"client": 60, "session": 20}  # the RATE_LIMIT_* defaults, passed with every request in single-tenant mode
 CITATION = Citation(number=1, title="Refunds", url="https://help.example/refunds", source="gs://kb/billing/refunds.md",
                     snippet="Refunds take 5 days.", document_id="doc-1")
 TURN = [
@@ -306,22 +307,23 @@ def test_accept_chooses_the_format(client, use, accept, kind):
 def test_the_chat_request_is_built_from_the_body(client, use):
     fake = use(FakeChatService())
     chat(client, {"message": "  Where is my invoice?\n", "session_id": "session-0123456789", "user_token": "u.1.ab",
-                  "topic": "billing", "tenant": "acme-shop"}).get_data()
+                  "topic": "billing", "site_key": "ignored without a registry"}).get_data()
     chat(client, environ_base={"REMOTE_ADDR": "198.51.100.9"}).get_data()
     # The front end appends the caller's address; what the client sent before it is not trusted.
     chat(client, headers={"X-Forwarded-For": " 10.9.9.9 , 203.0.113.7 "}).get_data()
     assert fake.requests == [
-        ChatRequest(tenant="acme-shop", message="Where is my invoice?", session_id="session-0123456789",
-                    user_token="u.1.ab", topic="billing", client_id="127.0.0.1"),
-        ChatRequest(tenant="default", message="How long do refunds take?", client_id="198.51.100.9"),
-        ChatRequest(tenant="default", message="How long do refunds take?", client_id="203.0.113.7"),
+        ChatRequest(tenant="default", message="Where is my invoice?", session_id="session-0123456789",
+                    user_token="u.1.ab", topic="billing", client_id="127.0.0.1", limits=LIMITS),
+        ChatRequest(tenant="default", message="How long do refunds take?", client_id="198.51.100.9", limits=LIMITS),
+        ChatRequest(tenant="default", message="How long do refunds take?", client_id="203.0.113.7", limits=LIMITS),
     ]
 
 
 def test_null_optional_fields_count_as_absent(client, use):
     fake = use(FakeChatService())
-    chat(client, {"message": "hi", "session_id": None, "user_token": None, "topic": None, "tenant": None}).get_data()
-    assert fake.requests == [ChatRequest(tenant="default", message="hi", client_id="127.0.0.1")]
+    chat(client, {"message": "hi", "session_id": None, "user_token": None, "topic": None, "tenant": None,
+                  "site_key": None}).get_data()
+    assert fake.requests == [ChatRequest(tenant="default", message="hi", client_id="127.0.0.1", limits=LIMITS)]
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
@@ -368,8 +370,10 @@ def test_malformed_json_is_400(client, use, path, raw, message):
     ({"message": "hi", "topic": "-billing"}, "topic"),
     ({"message": "hi", "topic": "b" * 65}, "topic"),
     ({"message": "hi", "topic": 7}, "topic"),
-    ({"message": "hi", "tenant": "acme/other"}, "tenant"),
-    ({"message": "hi", "tenant": 3}, "tenant"),
+    ({"message": "hi", "tenant": "acme"}, "tenant is not a request field"),
+    ({"message": "hi", "tenant": "default"}, "tenant is not a request field"),
+    ({"message": "hi", "tenant": 3}, "tenant is not a request field"),
+    ({"message": "hi", "site_key": 3}, "site_key must be a string"),
 ])
 def test_each_bad_chat_field_is_a_400_naming_it(client, use, body, message):
     fake = use(FakeChatService())
@@ -519,15 +523,14 @@ def test_session_view(client, use):
     response = client.get("/v1/sessions/session-0123456789")
     assert response.status_code == 200
     assert response.get_json()["session_id"] == "session-0123456789"
-    assert client.get("/v1/sessions/session-0123456789?tenant=acme").status_code == 200
-    assert fake.calls == [("session_view", "default", "session-0123456789"),
-                          ("session_view", "acme", "session-0123456789")]
+    assert fake.calls == [("session_view", "default", "session-0123456789")]
 
 
 def test_session_view_refusals(client, use):
     fake = use(FakeChatService())
-    response = client.get("/v1/sessions/session-0123456789?tenant=../x")
-    assert response.status_code == 400 and "tenant" in error_of(response)["message"]
+    for query in ("tenant=acme", "tenant=../x"):
+        response = client.get("/v1/sessions/session-0123456789?" + query)
+        assert response.status_code == 400 and "tenant is not a request field" in error_of(response)["message"]
     response = client.get("/v1/sessions/" + "s" * 129)
     assert response.status_code == 400 and "session_id" in error_of(response)["message"]
     fake.fail = NotFound("session expired")
@@ -540,10 +543,10 @@ def test_feedback(client, use):
     response = client.post("/v1/feedback", json={"session_id": "session-0123456789", "turn_id": "turn-0001",
                                                  "rating": "down", "reason": "  outdated  "})
     assert response.status_code == 204 and response.get_data() == b""
-    client.post("/v1/feedback", json={"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up", "reason": " ",
-                                      "tenant": "acme"})
-    assert fake.calls == [("feedback", "default", "session-0123456789", "turn-0001", "down", "outdated"),
-                          ("feedback", "acme", "s" * 16, "t" * 8, "up", None)]
+    response = client.post("/v1/feedback", json={"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up",
+                                                 "reason": " ", "tenant": "acme"})
+    assert response.status_code == 400 and "tenant is not a request field" in error_of(response)["message"]
+    assert fake.calls == [("feedback", "default", "session-0123456789", "turn-0001", "down", "outdated")]
 
 
 @pytest.mark.parametrize("body, message", [
@@ -555,7 +558,8 @@ def test_feedback(client, use):
     ({"session_id": "s" * 16, "turn_id": "t" * 8, "rating": ["up"]}, "rating"),
     ({"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up", "reason": 5}, "reason must be a string"),
     ({"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up", "reason": "r" * 1001}, "reason is longer than 1000"),
-    ({"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up", "tenant": ""}, None),  # blank tenant: default
+    ({"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up", "tenant": None}, None),  # null: absent
+    ({"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up", "tenant": ""}, "tenant is not a request field"),
 ])
 def test_each_bad_feedback_field_is_a_400_naming_it(client, use, body, message):
     fake = use(FakeChatService())

@@ -16,7 +16,8 @@
  *   primary-color  sets --sc-primary             default: #0b57d0
  *   language       UI strings (STRINGS below)    default: en (unknown languages fall back to en)
  *   mode           launcher | inline             default: launcher
- *   tenant         the API's `tenant`            default: none (the server's DEFAULT_TENANT)
+ *   site-key       the site's public key (`site_key`), from `python -m infra.tenants add`; it names the tenant
+ *                  default: none (a deployment without a tenant registry needs none)
  *   user-token     signed user id (`user_token`) default: none
  *   session-ttl    seconds a saved conversation is resumed for; match SESSION_TTL_SECONDS   default: 86400
  * The script appends one <support-chat> to <body> unless its data-mode is "inline" or the page already has a
@@ -522,7 +523,7 @@ background:var(--p);color:var(--op)}
     }
 
     get key() {
-      return `support-chat:${this.base}:${this.opt("tenant")}`;
+      return `support-chat:${this.base}:${this.opt("site-key")}`;
     }
 
     connectedCallback() {
@@ -711,11 +712,11 @@ background:var(--p);color:var(--op)}
       if (!(Date.now() - Number(saved.saved_at) < ttl * 1000)) return this.forget();
       this.session = saved.session_id;
       const gen = this.gen;
-      const tenant = this.opt("tenant");
+      const siteKey = this.opt("site-key");
       this.setBusy(true);
       try {
         const res = await fetch(this.base + "/v1/sessions/" + encodeURIComponent(saved.session_id) +
-                                (tenant ? "?tenant=" + encodeURIComponent(tenant) : ""), {credentials: "omit"});
+                                (siteKey ? "?site_key=" + encodeURIComponent(siteKey) : ""), {credentials: "omit"});
         if (gen !== this.gen) return;
         if (res.status === 404) return this.forget(); // expired or unknown: start afresh
         const data = res.ok ? await res.json() : null; // other failures: keep the session, skip the history
@@ -759,7 +760,8 @@ background:var(--p);color:var(--op)}
       try {
         for (;;) {
           const body = {message: question, session_id: this.session || undefined,
-                        tenant: this.opt("tenant") || undefined, user_token: this.opt("user-token") || undefined};
+                        site_key: this.opt("site-key") || undefined,
+                        user_token: this.opt("user-token") || undefined};
           const ctrl = (this.ctrl = new AbortController());
           let res;
           try {
@@ -1092,7 +1094,7 @@ background:var(--p);color:var(--op)}
 
     /** POST a JSON body; {ok, status, data, message} where message is the server's 4xx explanation. */
     async post(path, body) {
-      body.tenant = this.opt("tenant") || undefined;
+      body.site_key = this.opt("site-key") || undefined;
       try {
         const res = await fetch(this.base + path, {method: "POST", credentials: "omit", body: JSON.stringify(body),
                                                    headers: {"Content-Type": "application/json"}});
