@@ -49,7 +49,8 @@ def requeue_unfinished(db: Database, settings: Settings, include_failed: bool = 
             if store.get_version(version_id).blocks is None:
                 continue  # the file itself was rejected: nothing to embed
         queue.enqueue(version_id, tenant, attempt=attempt)
-        store.set_status(version_id, "queued")
+        # A fresh allowance of embed calls (EMBED_MAX_CALLS); what is already embedded stays in the cache.
+        store.set_status(version_id, "queued", embed_calls=0, stalled_calls=0)
         count += 1
     return count
 

@@ -51,8 +51,11 @@ def ingest_service():
 def indexer():
     from shared.embeddings.cache import EmbeddingCache
     from shared.ingest.indexer import Indexer
+    from shared.tasks import EmbedQueue
 
-    return Indexer(get_settings(), document_store(), embedder(), EmbeddingCache(database()), vector_index())
+    settings = get_settings()
+    return Indexer(settings, document_store(), embedder(), EmbeddingCache(database()), vector_index(),
+                   queue=EmbedQueue(settings))
 
 
 @functools.lru_cache(maxsize=1)
