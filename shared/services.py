@@ -59,6 +59,16 @@ def indexer():
 
 
 @functools.lru_cache(maxsize=1)
+def reconciler():
+    """Compares the knowledge bucket with the database and ingests or deletes what differs (nightly, `kb reconcile`)."""
+    from shared.ingest.reconcile import Reconciler
+    from shared.storage import ObjectStore
+
+    settings = get_settings()
+    return Reconciler(settings, document_store(), ObjectStore(settings.project), ingest_service())
+
+
+@functools.lru_cache(maxsize=1)
 def memory_store():
     """Sessions, messages, summaries, feedback, tickets and gaps; `.rate_limiter` and `.policies` share its client."""
     from shared.memory import MemoryStore
@@ -94,7 +104,7 @@ def reset() -> None:
     """Forget every built service and the settings (tests change the environment between cases)."""
     if database.cache_info().currsize:
         database().close()
-    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, memory_store, retriever,
-                    chat_service):
+    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, reconciler,
+                    memory_store, retriever, chat_service):
         getattr(factory, "cache_clear", lambda: None)()  # a test may have replaced a factory with a fake
     get_settings.cache_clear()
