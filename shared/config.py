@@ -63,8 +63,9 @@ class Settings:
     max_event_age_seconds: int = setting(
         "MAX_EVENT_AGE_SECONDS", 25 * 3600, "Older storage events are acknowledged without work instead of retried. "
         "Eventarc redelivers an unacknowledged event for 24 h (its Pub/Sub subscription's default message retention, "
-        "backoff 10-600 s), so keep this above the trigger's retention: an event is never dropped while Eventarc may "
-        "still deliver it, and reconciliation (`kb reconcile`, the nightly `scrape`) catches what it lost after that."
+        "backoff 10-600 s; Eventarc docs, 'Retry events'), so keep this above the trigger's retention: an event is "
+        "never dropped while Eventarc may still deliver it, and reconciliation (`kb reconcile`, the nightly `scrape`) "
+        "catches what it lost after that."
     )
     chunk_max_tokens: int = setting("CHUNK_MAX_TOKENS", 256, "Upper bound of a chunk's size in tokens.")
     chunk_overlap_tokens: int = setting("CHUNK_OVERLAP_TOKENS", 32, "Tokens repeated from the previous chunk of the "
@@ -90,9 +91,10 @@ class Settings:
     embed_time_budget_seconds: float = setting(
         "EMBED_TIME_BUDGET_SECONDS", 300.0, "Embedding time one `embed` call spends on a document version before it "
         "saves its progress (the embedding cache) and continues in a new task at the back of the queue. Keep it well "
-        "under Cloud Tasks' dispatch deadline (HTTP tasks: 10 min by default, 15 s-30 min) and embed's timeout "
-        "(Cloud Functions: 60 s by default, up to 60 min for HTTP; deploy embed with at least the dispatch deadline), "
-        "leaving time for chunking and the final write."
+        "under Cloud Tasks' dispatch deadline (HTTP tasks: 10 min by default, 15 s-30 min; Cloud Tasks API, "
+        "Task.dispatch_deadline) and embed's timeout (60 s by default, up to 60 min for HTTP functions; Cloud "
+        "Functions docs, 'Function timeout'; deploy embed with at least the dispatch deadline), leaving time for "
+        "chunking and the final write."
     )
     embed_max_calls: int = setting(
         "EMBED_MAX_CALLS", 20, "Embed calls one document version may take (continuations, and retries after a "
