@@ -8,6 +8,9 @@
                                                                       (Firestore coverage gaps), most asked first
     python -m infra.kb titles [--tenant default]                      add the title vector to documents indexed
                                                                       before the indexer wrote them (after upgrading)
+    python -m infra.kb reconcile [--dry-run] [--tenant t]             compare the bucket with the database: ingest
+                             [--max-deletes N]                        objects whose event was lost, delete documents
+                                                                      whose object is gone (re-checked, capped)
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def requeue_unfinished(db: Database, settings: Settings, include_failed: bool = 
             if store.get_version(version_id).blocks is None:
                 continue  # the file itself was rejected: nothing to embed
         queue.enqueue(version_id, tenant, attempt=attempt)
-        store.set_status(version_id, "queued")
+        # A fresh allowance of embed calls (EMBED_MAX_CALLS); what is already embedded stays in the cache.
+        store.set_status(version_id, "queued", embed_calls=0, stalled_calls=0)
         count += 1
     return count
 
@@ -67,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     requeue.add_argument("--failed", action="store_true", help="also retry versions that failed while embedding")
     titles = sub.add_parser("titles", help="add missing title vectors (documents indexed by an older version)")
     titles.add_argument("--tenant")
+    reconcile = sub.add_parser("reconcile", help="ingest what the bucket has and the database lacks; delete "
+                               "documents whose object is gone")
+    reconcile.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+    reconcile.add_argument("--tenant", help="only this tenant's objects and documents")
+    reconcile.add_argument("--max-deletes", type=int, help="deletions allowed in this run (default "
+                           "RECONCILE_MAX_DELETES)")
     gaps = sub.add_parser("gaps", help="questions the assistant could not answer, most asked first")
     gaps.add_argument("--tenant")
     gaps.add_argument("--limit", type=int, default=20)
@@ -82,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
             tenant = args.tenant or settings.default_tenant
             added = _indexer(settings, db).add_missing_title_vectors(tenant)
             print(f"added {added} title vector(s) in tenant {tenant}")
+        elif args.command == "reconcile":
+            if args.max_deletes is not None and args.max_deletes < 0:
+                parser.error("--max-deletes must be at least 0")
+            report = _reconciler(settings, db).run(tenant=args.tenant, dry_run=args.dry_run,
+                                                   max_deletes=args.max_deletes)
+            print(reconcile_text(report))
+            return 1 if report.count("error") else 0
         elif args.command == "requeue":
             print(f"requeued {requeue_unfinished(db, settings, include_failed=args.failed)} version(s)")
         elif args.command == "status":
@@ -110,6 +127,32 @@ def _indexer(settings: Settings, db: Database):
 
     return Indexer(settings, DocumentStore(db), create_embedder(settings), EmbeddingCache(db),
                    create_vector_index(settings, db))
+
+
+def _reconciler(settings: Settings, db: Database):
+    from shared.ingest.pipeline import IngestService
+    from shared.ingest.reconcile import Reconciler
+    from shared.storage import ObjectStore
+    from shared.tasks import EmbedQueue
+    from shared.vectors import create_vector_index
+
+    store, objects = DocumentStore(db), ObjectStore(settings.project)
+    ingest = IngestService(settings, store, objects, EmbedQueue(settings), create_vector_index(settings, db))
+    return Reconciler(settings, store, objects, ingest)
+
+
+def reconcile_text(report) -> str:
+    """What `kb reconcile` prints: what it found, what it did, and the counts."""
+    s = report.summary()
+    scope = f"tenant {report.tenant}" if report.tenant else "all tenants"
+    head = f"listed {s['objects']} object(s) in gs://{s['bucket']} and {s['documents']} document(s) ({scope})"
+    rows = [{"action": a.kind, "reason": a.reason, "source_uri": a.source_uri, "tenant": a.tenant,
+             "outcome": a.outcome, "detail": a.detail} for a in report.actions]
+    table = _table(rows, ["action", "reason", "source_uri", "tenant", "outcome", "detail"]) if rows \
+        else "nothing to do: the database agrees with the bucket"
+    tail = (f"ingested {s['ingested']}, deleted {s['deleted']}, withheld {s['withheld']}, kept {s['kept']}, "
+            f"errors {s['errors']}" + (" (dry run: nothing changed)" if report.dry_run else ""))
+    return "\n".join([head, table, tail])
 
 
 def _gaps_table(settings: Settings, tenant: str, limit: int) -> str:

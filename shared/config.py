@@ -62,11 +62,21 @@ class Settings:
     # --- ingestion ------------------------------------------------------------------------------------------------
     max_file_bytes: int = setting("MAX_FILE_BYTES", 20 * 1024 * 1024, "Larger files are recorded as failed.")
     max_event_age_seconds: int = setting(
-        "MAX_EVENT_AGE_SECONDS", 6 * 3600, "Older storage events are dropped instead of retried."
+        "MAX_EVENT_AGE_SECONDS", 25 * 3600, "Older storage events are acknowledged without work instead of retried. "
+        "Eventarc redelivers an unacknowledged event for 24 h (its Pub/Sub subscription's default message retention, "
+        "backoff 10-600 s; Eventarc docs, 'Retry events'), so keep this above the trigger's retention: an event is "
+        "never dropped while Eventarc may still deliver it, and reconciliation (`kb reconcile`, the nightly `scrape`) "
+        "catches what it lost after that."
     )
     chunk_max_tokens: int = setting("CHUNK_MAX_TOKENS", 256, "Upper bound of a chunk's size in tokens.")
     chunk_overlap_tokens: int = setting("CHUNK_OVERLAP_TOKENS", 32, "Tokens repeated from the previous chunk of the "
                                         "same section.")
+
+    reconcile_max_deletes: int = setting(
+        "RECONCILE_MAX_DELETES", 25, "Most documents one reconciliation deletes because their object is gone from the "
+        "bucket (each re-checked first); the rest are reported and wait for the next run or `kb reconcile "
+        "--max-deletes N` (0: report only)."
+    )
 
     # --- embeddings -----------------------------------------------------------------------------------------------
     embedder: str = setting("EMBEDDER", "local", "`local` (all-MiniLM-L6-v2, offline), `gemini`, or `hash` (tests).")
@@ -78,6 +88,22 @@ class Settings:
     embed_max_retries: int = setting("EMBED_MAX_RETRIES", 5, "Retries of an embedding batch on 429/5xx.")
     embed_retry_base_seconds: float = setting(
         "EMBED_RETRY_BASE_SECONDS", 1.0, "First backoff delay; doubles per retry, with jitter."
+    )
+    embed_time_budget_seconds: float = setting(
+        "EMBED_TIME_BUDGET_SECONDS", 300.0, "Embedding time one `embed` call spends on a document version before it "
+        "saves its progress (the embedding cache) and continues in a new task at the back of the queue. Keep it well "
+        "under Cloud Tasks' dispatch deadline (HTTP tasks: 10 min by default, 15 s-30 min; Cloud Tasks API, "
+        "Task.dispatch_deadline) and embed's timeout (60 s by default, up to 60 min for HTTP functions; Cloud "
+        "Functions docs, 'Function timeout'; deploy embed with at least the dispatch deadline), leaving time for "
+        "chunking and the final write."
+    )
+    embed_max_calls: int = setting(
+        "EMBED_MAX_CALLS", 20, "Embed calls one document version may take (continuations, and retries after a "
+        "timeout, a crash or a transient error, together) before it is recorded as failed with what to do."
+    )
+    embed_max_stalled_calls: int = setting(
+        "EMBED_MAX_STALLED_CALLS", 3, "Embed calls in a row that died without an outcome and without embedding a "
+        "batch (killed at the deadline, out of memory, crashed) before the version is recorded as failed."
     )
     local_embedding_threads: int = setting(
         "LOCAL_EMBEDDING_THREADS", 0, "CPU threads for the local model (0: all cores to index, one per question in chat)."
@@ -177,6 +203,16 @@ class Settings:
             raise ConfigurationError(
                 "set PINECONE_API_KEY and PINECONE_INDEX_HOST to your index's host, or VECTOR_BACKEND=pgvector"
             )
+        if self.max_event_age_seconds < 60:
+            raise ConfigurationError("MAX_EVENT_AGE_SECONDS must be at least 60 (Eventarc retries for 24 h: 90000 "
+                                     "keeps every event it may still deliver)")
+        if self.reconcile_max_deletes < 0:
+            raise ConfigurationError("RECONCILE_MAX_DELETES must be at least 0 (0: report deletions, never do them)")
+        if not 0 < self.embed_time_budget_seconds <= 1800:
+            raise ConfigurationError("EMBED_TIME_BUDGET_SECONDS must be above 0 and at most 1800 (Cloud Tasks' "
+                                     "longest dispatch deadline), and well under embed's timeout")
+        if self.embed_max_calls < 1 or self.embed_max_stalled_calls < 1:
+            raise ConfigurationError("EMBED_MAX_CALLS and EMBED_MAX_STALLED_CALLS must be at least 1")
         if not 16 <= self.chunk_max_tokens <= 8192:
             raise ConfigurationError("CHUNK_MAX_TOKENS must be between 16 and 8192")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_max_tokens // 2:

@@ -289,3 +289,15 @@ class DocumentStore:
             finally:
                 cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
                 conn.commit()
+
+    # -- reconciliation ---------------------------------------------------------------------------------------------
+    def documents_under(self, uri_prefix: str, tenant: str | None = None) -> list[Document]:
+        """Every document (tombstones included) whose source URI starts with `uri_prefix`, e.g. `gs://bucket/`."""
+        where, params = ["starts_with(source_uri, %s)"], [uri_prefix]
+        if tenant:
+            where.append("tenant = %s")
+            params.append(tenant)
+        with self._db.transaction() as cur:
+            cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE {' AND '.join(where)} ORDER BY source_uri, tenant",
+                        params)
+            return [Document(*row) for row in cur.fetchall()]

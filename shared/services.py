@@ -51,8 +51,21 @@ def ingest_service():
 def indexer():
     from shared.embeddings.cache import EmbeddingCache
     from shared.ingest.indexer import Indexer
+    from shared.tasks import EmbedQueue
 
-    return Indexer(get_settings(), document_store(), embedder(), EmbeddingCache(database()), vector_index())
+    settings = get_settings()
+    return Indexer(settings, document_store(), embedder(), EmbeddingCache(database()), vector_index(),
+                   queue=EmbedQueue(settings))
+
+
+@functools.lru_cache(maxsize=1)
+def reconciler():
+    """Compares the knowledge bucket with the database and ingests or deletes what differs (nightly, `kb reconcile`)."""
+    from shared.ingest.reconcile import Reconciler
+    from shared.storage import ObjectStore
+
+    settings = get_settings()
+    return Reconciler(settings, document_store(), ObjectStore(settings.project), ingest_service())
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,7 +112,7 @@ def reset() -> None:
     """Forget every built service and the settings (tests change the environment between cases)."""
     if database.cache_info().currsize:
         database().close()
-    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, memory_store,
-                    tenant_registry, retriever, chat_service):
+    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, reconciler,
+                    memory_store, tenant_registry, retriever, chat_service):
         getattr(factory, "cache_clear", lambda: None)()  # a test may have replaced a factory with a fake
     get_settings.cache_clear()

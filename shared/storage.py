@@ -1,11 +1,12 @@
 """Cloud Storage access for the knowledge bucket (google-cloud-storage; STORAGE_EMULATOR_HOST points it at the local
-emulator). Missing objects are `None`; network trouble and 5xx become `StorageUnavailable` (retryable)."""
+emulator). Missing objects are `None`; network trouble and 5xx become `StorageUnavailable` (retryable). A listing is
+complete or an error, never a partial list: reconciliation deletes what a listing lacks."""
 
 from __future__ import annotations
 
 import threading
 
-from shared.errors import StorageUnavailable
+from shared.errors import ConfigurationError, StorageUnavailable
 
 
 class ObjectStore:
@@ -50,3 +51,19 @@ class ObjectStore:
         except (exceptions.GoogleAPICallError, OSError) as exc:
             raise StorageUnavailable(f"cannot read gs://{bucket}/{name}: {exc}") from exc
         return int(blob.generation) if blob is not None and blob.generation else None
+
+    def list_objects(self, bucket: str) -> list[dict]:
+        """Every live object in the bucket as the object resource an event carries (`bucket`, `name`, `generation`,
+        `size`, `contentType`, `metadata`). Every page is read before this returns; any failure on the way raises
+        StorageUnavailable (ConfigurationError for a bucket that does not exist), so a caller never sees part of a
+        listing as the whole."""
+        from google.api_core import exceptions
+
+        try:
+            blobs = list(self._get_client().list_blobs(bucket, timeout=60))
+        except exceptions.NotFound as exc:
+            raise ConfigurationError(f"bucket {bucket} does not exist: set KNOWLEDGE_BUCKET") from exc
+        except (exceptions.GoogleAPICallError, exceptions.RetryError, OSError) as exc:
+            raise StorageUnavailable(f"cannot list gs://{bucket}: {exc}") from exc
+        return [{"bucket": bucket, "name": b.name, "generation": str(b.generation or 0), "size": str(b.size or 0),
+                 "contentType": b.content_type or "", "metadata": dict(b.metadata or {})} for b in blobs]

@@ -1,8 +1,10 @@
 """The embed queue on Cloud Tasks: one named HTTP task per document version.
 
 The task name is derived from the version, so an ingest retried after the task was created does not create a second
-one (Cloud Tasks answers ALREADY_EXISTS, which is success here). CLOUD_TASKS_EMULATOR_HOST points the client at the
-local emulator over an insecure gRPC channel; in production the task carries an OIDC token for `embed`.
+one (Cloud Tasks answers ALREADY_EXISTS, which is success here). A later task for the same version (`kb requeue`, or
+a continuation of a version too large for one call) takes a new `attempt` number, hence a new name: Cloud Tasks
+refuses a name used in the last hour. CLOUD_TASKS_EMULATOR_HOST points the client at the local emulator over an
+insecure gRPC channel; in production the task carries an OIDC token for `embed`.
 """
 
 from __future__ import annotations

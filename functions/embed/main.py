@@ -1,8 +1,9 @@
 """embed: the Cloud Tasks target. Body: {"version_id": "...", "tenant": "..."}.
 
-200 when the version was indexed, skipped or recorded as failed; 503 for transient trouble (Cloud Tasks retries with
-its backoff); 400 for a body that is not a task of ours. `GET /healthz` answers 200; `GET /healthz?warm=1` also loads
-the embedding model, so a fresh instance's first task does not pay for it (make dev calls it at start).
+200 when the version was indexed, continued (out of EMBED_TIME_BUDGET_SECONDS: a new task at the back of the queue
+carries on from what is embedded), skipped or recorded as failed; 503 for transient trouble (Cloud Tasks retries
+with its backoff); 400 for a body that is not a task of ours. `GET /healthz` answers 200; `GET /healthz?warm=1` also
+loads the embedding model, so a fresh instance's first task does not pay for it (make dev calls it at start).
 """
 
 import flask

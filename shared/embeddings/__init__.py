@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from shared.models import content_hash
@@ -20,8 +20,9 @@ QUERY = "query"
 
 @dataclass
 class EmbeddingResult:
-    vectors: list[list[float]]
+    vectors: list[list[float]]  # one per text, in order; empty when `remaining` > 0
     computed: int  # how many texts needed the model (cache misses)
+    remaining: int = 0  # distinct texts still without a vector when `stop` ended the work early
 
 
 class Embedder(abc.ABC):
@@ -36,20 +37,39 @@ class Embedder(abc.ABC):
     def embed_batch(self, texts: Sequence[str], kind: str) -> list[list[float]]:
         """Embed at most `batch_size` texts as `kind` (DOCUMENT or QUERY); raise TransientError on throttling."""
 
-    def embed_documents(self, texts: Sequence[str], cache=None) -> EmbeddingResult:
-        """Embed passages for the index, reusing cached vectors by content hash."""
+    @property
+    def cache_key(self) -> str:
+        """The embedding cache's model key for passages of this embedder."""
+        return f"{self.key}:{DOCUMENT}"
+
+    def uncached(self, texts: Sequence[str], cache=None) -> int:
+        """How many distinct texts have no vector in the cache yet (all of them without a cache)."""
+        hashes = {content_hash(t) for t in texts}
+        return len(hashes - cache.has_many(self.cache_key, hashes)) if cache is not None else len(hashes)
+
+    def embed_documents(self, texts: Sequence[str], cache=None,
+                        stop: Callable[[], bool] | None = None) -> EmbeddingResult:
+        """Embed passages for the index, reusing cached vectors by content hash.
+
+        Batches are embedded in turn and each batch's vectors go to the cache as soon as it is done, so a call that
+        dies part-way loses only the batch in flight. `stop`, asked after each batch (so every call makes progress),
+        ends the work early: the result then has `remaining` > 0 and no vectors, and the next call continues from the
+        cache where this one stopped."""
         hashes = [content_hash(t) for t in texts]
-        cache_key = f"{self.key}:{DOCUMENT}"
-        known = cache.get_many(cache_key, set(hashes)) if cache is not None else {}
-        missing = list(dict.fromkeys(h for h in hashes if h not in known))
-        by_hash = {h: t for h, t in zip(hashes, texts)}
+        by_hash = dict(zip(hashes, texts))
+        have = cache.has_many(self.cache_key, set(by_hash)) if cache is not None else set()
+        missing = [h for h in by_hash if h not in have]
         fresh: dict[str, list[float]] = {}
         for start in range(0, len(missing), self.batch_size):
             batch = missing[start : start + self.batch_size]
-            vectors = self.embed_batch([by_hash[h] for h in batch], DOCUMENT)
-            fresh.update(zip(batch, (normalise(v) for v in vectors)))
-        if cache is not None and fresh:
-            cache.put_many(cache_key, fresh)
+            vectors = dict(zip(batch, (normalise(v) for v in self.embed_batch([by_hash[h] for h in batch], DOCUMENT))))
+            if cache is not None:
+                cache.put_many(self.cache_key, vectors)
+            fresh.update(vectors)
+            left = len(missing) - len(fresh)
+            if left and stop is not None and stop():
+                return EmbeddingResult(vectors=[], computed=len(fresh), remaining=left)
+        known = cache.get_many(self.cache_key, have) if cache is not None and have else {}
         known.update(fresh)
         return EmbeddingResult(vectors=[known[h] for h in hashes], computed=len(fresh))
 

@@ -1,5 +1,6 @@
 """Embedding cache in PostgreSQL, keyed by (embedder key, content hash): an unchanged chunk is never embedded twice,
-across versions, documents and benchmark reruns."""
+across versions, documents and benchmark reruns. Rows are only ever added (a vector is a pure function of the model
+and the text), which is what lets an interrupted embed call resume from the batches it stored."""
 
 from __future__ import annotations
 
@@ -31,6 +32,15 @@ class EmbeddingCache:
                 (model, list(hashes)),
             )
             return {h: _unpack(data) for h, data in cur.fetchall()}
+
+    def has_many(self, model: str, hashes: set[str]) -> set[str]:
+        """Which of these content hashes have a vector (without reading the vectors)."""
+        if not hashes:
+            return set()
+        with self._db.transaction() as cur:
+            cur.execute("SELECT content_hash FROM embedding_cache WHERE model = %s AND content_hash = ANY(%s)",
+                        (model, list(hashes)))
+            return {r[0] for r in cur.fetchall()}
 
     def put_many(self, model: str, vectors: dict[str, list[float]]) -> None:
         if not vectors:

@@ -1,12 +1,21 @@
 """Embed: one document version becomes chunks in PostgreSQL and vectors in the index, replacing the old ones.
 
     lock the document -> skip if the version is gone, failed, already live, or no longer the latest
-    -> chunk (structure-aware) -> embed (batched; cached by content hash)
+    -> give up (failed, with what to do) past EMBED_MAX_CALLS calls or EMBED_MAX_STALLED_CALLS dead ones in a row
+    -> chunk (structure-aware) -> embed what the cache lacks, batch by batch, each batch cached as it completes
+    -> over EMBED_TIME_BUDGET_SECONDS with batches left: enqueue a continuation task (back of the queue), stop here
     -> upsert vectors -> delete vectors of chunks that no longer exist -> swap chunks in one transaction
 
 Chunk ids are "{document}#{ordinal}", so a retried task overwrites what a failed attempt wrote, and the advisory
 lock keeps two versions of one document (or a delete) from interleaving. Status, timings and errors are recorded on
 the version. Transient trouble re-raises (Cloud Tasks retries with backoff); permanent trouble is recorded as failed.
+
+A large version is finished across calls: its progress is the embedding cache itself (vectors by content hash, one
+write per batch), so a continuation, or a retry after a call was killed, embeds only what is missing; nothing is
+written to the index or the chunks table until every vector exists, so the live version stays searchable, whole,
+until the new one replaces it in the final call. Per-version counters in `timings` (reset by `kb requeue`):
+`embed_calls` (calls so far), `stalled_calls` (calls in a row that died with no batch done), `uncached_at_start`
+(texts without a vector when the last call began), `embedded` (texts embedded over all calls).
 """
 
 from __future__ import annotations
@@ -26,19 +35,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IndexOutcome:
-    outcome: str  # indexed | skipped | failed
+    outcome: str  # indexed | continued | skipped | failed
     detail: str = ""
     chunks: int = 0
     embedded: int = 0
 
 
 class Indexer:
-    def __init__(self, settings, store: DocumentStore, embedder, cache, vectors):
+    def __init__(self, settings, store: DocumentStore, embedder, cache, vectors, queue=None):
+        """`queue` (an EmbedQueue) lets a call hand the rest of a large version to a new task after
+        EMBED_TIME_BUDGET_SECONDS; without one (benchmarks, admin commands) a version is embedded in one call."""
         self._settings = settings
         self._store = store
         self._embedder = embedder
         self._cache = cache
         self._vectors = vectors
+        self._queue = queue
 
     def index_version(self, version_id: str) -> IndexOutcome:
         head = self._store.get_version(version_id, with_blocks=False)
@@ -79,9 +91,6 @@ class Indexer:
 
     def _index(self, doc: Document, version: Version) -> IndexOutcome:
         started = time.perf_counter()
-        queued_at = version.timings.get("queued_at")
-        self._store.start_attempt(version.id, **({"queue_wait_ms": round((time.time() - queued_at) * 1000, 1)}
-                                                 if queued_at and version.attempts == 0 else {}))
         s = self._settings
         drafts = chunk_document(ParsedDocument(title=version.title or doc.title, blocks=version.blocks or []),
                                 max_tokens=s.chunk_max_tokens, overlap_tokens=s.chunk_overlap_tokens)
@@ -92,13 +101,34 @@ class Indexer:
                   heading_path=d.heading_path, text=d.text, token_count=d.token_count, content_hash=d.content_hash)
             for d in drafts
         ]
-        chunked = time.perf_counter()
-
         # The title is embedded on its own too: help articles are often titled by the question they answer, and a
         # question matches its paraphrase far better than a passage that merely starts with it.
         texts = [c.embedding_text for c in chunks] + ([title] if title.strip() and chunks else [])
-        embedded = self._embedder.embed_documents(texts, cache=self._cache)
+        chunked = time.perf_counter()
+
+        progress = _Progress.of(version)
+        uncached = self._embedder.uncached(texts, self._cache)
+        # A call that found the version still 'embedding' follows one that died without recording anything.
+        died = version.status == "embedding"
+        stalled = progress.stalled + 1 if died and uncached >= progress.uncached_at_start else 0
+        if progress.calls >= s.embed_max_calls:
+            return self._give_up(version, _too_many_calls(s.embed_max_calls, uncached, len(set(texts)), version))
+        if stalled >= s.embed_max_stalled_calls:
+            return self._give_up(version, _stalled(stalled))
+        queued_at = version.timings.get("queued_at")
+        self._store.start_attempt(
+            version.id, embed_calls=progress.calls + 1, stalled_calls=stalled, uncached_at_start=uncached,
+            **({"queue_wait_ms": round((time.time() - queued_at) * 1000, 1)} if queued_at and version.attempts == 0
+               else {}))
+
+        budget = s.embed_time_budget_seconds
+        stop = (lambda: time.perf_counter() - started >= budget) if self._queue is not None else None
+        embedded = self._embedder.embed_documents(texts, cache=self._cache, stop=stop)
         embedded_at = time.perf_counter()
+        total = {"embed_ms": round(progress.embed_ms + _ms(chunked, embedded_at), 1),
+                 "embedded": progress.embedded + embedded.computed}
+        if embedded.remaining:
+            return self._continue(doc, version, embedded, total, len(set(texts)))
 
         records = [VectorRecord(id=c.id, values=v, metadata={**vector_metadata(doc, version.id), "ordinal": c.ordinal})
                    for c, v in zip(chunks, embedded.vectors)]
@@ -110,15 +140,64 @@ class Indexer:
         self._vectors.delete(doc.tenant, stale)
         indexed_at = time.perf_counter()
 
-        timings = {
-            "chunk_ms": _ms(started, chunked),
-            "embed_ms": _ms(chunked, embedded_at),
-            "index_ms": _ms(embedded_at, indexed_at),
-        }
-        self._store.replace_chunks(doc, version, chunks, embedded.computed, timings)
-        log.info("embed indexed %d chunks (%d embedded, %d cached, %d stale removed)", len(chunks),
-                 embedded.computed, len(chunks) - embedded.computed, len(stale))
+        timings = {"chunk_ms": _ms(started, chunked), "index_ms": _ms(embedded_at, indexed_at), **total}
+        self._store.replace_chunks(doc, version, chunks, total["embedded"], timings)
+        log.info("embed indexed %d chunks (%d embedded, %d cached, %d stale removed, call %d)", len(chunks),
+                 embedded.computed, len(chunks) - embedded.computed, len(stale), progress.calls + 1)
         return IndexOutcome("indexed", f"{len(chunks)} chunks", len(chunks), embedded.computed)
+
+    def _continue(self, doc: Document, version: Version, embedded, total: dict, distinct: int) -> IndexOutcome:
+        """Out of time with batches left: a new named task (at the back of the queue, so files uploaded after this
+        one are not stuck behind it) continues from the cache. Created before the status changes: if creating it
+        fails, the TransientError makes Cloud Tasks retry this task instead, which continues just the same."""
+        task = self._queue.enqueue(version.id, doc.tenant, attempt=time.time_ns() // 1_000_000)
+        self._store.set_status(version.id, "queued", **total)
+        detail = (f"{distinct - embedded.remaining} of {distinct} passages embedded; continuing in "
+                  f"{task.rsplit('/', 1)[-1]}")
+        log.info("embed continues: %s", detail)
+        return IndexOutcome("continued", detail, 0, embedded.computed)
+
+    def _give_up(self, version: Version, reason: str) -> IndexOutcome:
+        self._store.set_status(version.id, "failed", error=reason)
+        log.error("embed failed: %s", reason)
+        return IndexOutcome("failed", reason)
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """What earlier embed calls of a version recorded in its timings (see the module docstring)."""
+
+    calls: int = 0
+    stalled: int = 0
+    uncached_at_start: int = 0
+    embedded: int = 0
+    embed_ms: float = 0.0
+
+    @classmethod
+    def of(cls, version: Version) -> _Progress:
+        t = version.timings or {}
+        return cls(calls=int(t.get("embed_calls", 0)), stalled=int(t.get("stalled_calls", 0)),
+                   uncached_at_start=int(t.get("uncached_at_start", 0)), embedded=int(t.get("embedded", 0)),
+                   embed_ms=float(t.get("embed_ms", 0.0)))
+
+
+REQUEUE_HINT = "then run `python -m infra.kb requeue --failed` to continue from what is already embedded"
+
+
+def _too_many_calls(limit: int, uncached: int, distinct: int, version: Version) -> str:
+    if uncached:
+        return (f"embedding needs more than {limit} embed calls (EMBED_MAX_CALLS): {distinct - uncached} of "
+                f"{distinct} passages embedded so far. Raise EMBED_TIME_BUDGET_SECONDS (with embed's timeout) or "
+                f"EMBED_MAX_CALLS, or split the file; {REQUEUE_HINT}")
+    last = f" (last error: {version.error})" if version.error else ""
+    return (f"every passage is embedded, but {limit} embed calls (EMBED_MAX_CALLS) did not finish writing the "
+            f"index{last}. Check that the vector index and the database are reachable; {REQUEUE_HINT}")
+
+
+def _stalled(calls: int) -> str:
+    return (f"{calls} embed calls in a row ended without an outcome and without embedding a batch (killed at the "
+            "deadline, out of memory, or crashed; see embed's logs). Lower EMBED_BATCH_SIZE, or give embed a longer "
+            f"timeout or more memory; {REQUEUE_HINT}")
 
 
 def vector_metadata(doc: Document, version_id: str) -> dict:
