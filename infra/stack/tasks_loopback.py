@@ -4,7 +4,8 @@ names, which on a shared network would make it a relay for anyone who can create
 
 Run by infra/stack/tasks.py with the emulator's own interpreter, as a script:
 
-    .venv-tasks/bin/python infra/stack/tasks_loopback.py start --port 9090 --default-queue projects/P/locations/L/queues/Q
+    .venv-tasks/bin/python infra/stack/tasks_loopback.py start --port 9090 \
+        --default-queue projects/P/locations/L/queues/Q
 
 Standard library and the emulator only: this file runs in `.venv-tasks`, not in the project's environment.
 """

@@ -185,7 +185,8 @@ def test_server_settings_are_validated(env, message):
     (400, "Bad Request", "something new 'X-Secret'", ("bad_request", "malformed HTTP request")),
     (431, "Request Header Fields Too Large", "Error parsing headers: 'limit request headers fields size'",
      ("request_header_fields_too_large", "request header fields too large")),
-    (501, "Not Implemented", "Unsupported transfer coding: 'secret'", ("not_implemented", "unsupported transfer coding")),
+    (501, "Not Implemented", "Unsupported transfer coding: 'secret'",
+     ("not_implemented", "unsupported transfer coding")),
     (500, "Internal Server Error", "", ("app_error", "internal error")),
 ])
 def test_gunicorn_errors_keep_their_status_and_never_quote_the_request(status, reason, mesg, expected):
