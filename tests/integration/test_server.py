@@ -41,7 +41,7 @@ class FunctionProcess:
                     "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",  # never connected to by these requests
                     "LOG_LEVEL": "WARNING", **env}
         self.process = ManagedProcess(f"{target}-{self.port}", argv, log_dir=log_dir,
-                                      env={**os.environ, **settings}, cwd=ROOT)
+                                      env={**os.environ, **settings}, cwd=ROOT, stop_timeout=3)
 
     def start(self) -> FunctionProcess:
         self.process.start()
