@@ -2,7 +2,9 @@
 
 Starts the local stack (infra/stack/local.py) with its data under .local/, writes .local/stack.env, uploads the
 sample knowledge base (infra/sample_kb/) the first time, prints what runs where (first the demo site: a fake company
-site with the chat widget, infra/demo/), and runs until Ctrl-C, which stops every process it started.
+site with the chat widget, infra/demo/), and runs until Ctrl-C, which stops every process it started. A function
+process that dies meanwhile is restarted, with a log line, after a backoff; one that keeps crashing is left down
+after a few attempts, with an error that quotes its log (infra.stack.processes.Supervisor).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import mimetypes
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 from infra.stack.local import ROOT, LocalStack
@@ -99,7 +100,7 @@ def main() -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)  # one line per request otherwise
     data_dir = ROOT / ".local"
-    stack = LocalStack(data_dir)
+    stack = LocalStack(data_dir, restart_functions=True)  # a function that dies is restarted, not the end of make dev
     stopping = threading.Event()
     # Both handled explicitly: a shell may start us with SIGINT ignored (background jobs), and SIGTERM skips atexit.
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -114,10 +115,8 @@ def main() -> int:
         logging.getLogger("dev").info("uploaded %d sample file(s) from infra/sample_kb; requeued %d unfinished "
                                       "version(s)", uploaded, requeued)
         print(summary(stack, env_file), flush=True)
-        while not stopping.is_set():
-            for process in stack.functions.values():
-                process.check_alive()
-            time.sleep(1)
+        while not stopping.wait(1):  # the supervisor's thread restarts functions that die
+            pass
     except KeyboardInterrupt:
         pass
     finally:

@@ -182,6 +182,17 @@ class Settings:
         "SSE_HEARTBEAT_SECONDS", 10.0, "Send an SSE comment line after this long without an event."
     )
 
+    # --- HTTP server (every function; shared/server.py) -----------------------------------------------------------
+    request_body_timeout_seconds: float = setting(
+        "REQUEST_BODY_TIMEOUT_SECONDS", 10.0, "A request body must arrive within this long after its headers, or "
+        "the request is answered 408 and closed (a 16 KiB chat body needs under 2 KB/s)."
+    )
+    request_max_body_bytes: int = setting(
+        "REQUEST_MAX_BODY_BYTES", 1024 * 1024, "Largest request body any function reads (413 beyond); endpoints "
+        "may accept less (CHAT_MAX_BODY_BYTES)."
+    )
+    # --- end of HTTP server ---
+
     # ------------------------------------------------------------------------------------------------------------
     def validate(self) -> Settings:
         """Fail early, saying what to set and why."""
@@ -248,6 +259,11 @@ class Settings:
             raise ConfigurationError("ANSWER_MIN_CONFIDENCE must be between 0 and 1")
         if self.sse_heartbeat_seconds <= 0:
             raise ConfigurationError("SSE_HEARTBEAT_SECONDS must be positive")
+        # --- HTTP server ---
+        if not 0 < self.request_body_timeout_seconds <= 3600:
+            raise ConfigurationError("REQUEST_BODY_TIMEOUT_SECONDS must be above 0 and at most 3600")
+        if self.request_max_body_bytes < self.chat_max_body_bytes:
+            raise ConfigurationError("REQUEST_MAX_BODY_BYTES must be at least CHAT_MAX_BODY_BYTES")
         return self
 
     @property

@@ -2,6 +2,7 @@
 
     AppError                      status 500, not retryable; `public_message` is safe to show a caller
     ├── BadRequest                400  the caller's mistake (malformed JSON, missing field, bad event)
+    │   ├── RequestTimeout        408  the body did not arrive in time (shared/server.py)
     │   ├── PayloadTooLarge       413
     │   └── UnsupportedMediaType  415
     ├── NotFound                  404
@@ -17,6 +18,7 @@
         ├── DatabaseUnavailable
         ├── QueueUnavailable
         ├── StorageUnavailable
+        ├── ServerBusy                 every body-reading slot of the instance is taken (shared/server.py)
         └── UpstreamUnavailable        an embedding/generation/vector service failed or throttled us
 
 Event- and task-driven functions (ingest, embed) answer non-2xx only for `retryable` errors; everything else is
@@ -49,6 +51,11 @@ class AppError(Exception):
 class BadRequest(AppError):
     status = 400
     public_message = "bad request"
+
+
+class RequestTimeout(BadRequest):
+    status = 408
+    public_message = "request timeout"
 
 
 class PayloadTooLarge(BadRequest):
@@ -122,6 +129,14 @@ class QueueUnavailable(TransientError):
 
 class StorageUnavailable(TransientError):
     pass
+
+
+class ServerBusy(TransientError):
+    public_message = "too many requests are sending a body at once; retry shortly"
+
+    def __init__(self, message: str = "", *, retry_after: int = 2, public_message: str | None = None):
+        super().__init__(message, public_message=public_message)
+        self.retry_after = max(1, int(retry_after))
 
 
 class UpstreamUnavailable(TransientError):

@@ -10,6 +10,7 @@ import logging
 
 import flask
 
+from shared import server
 from shared.config import get_settings
 from shared.errors import AppError
 from shared.logs import set_trace, setup_logging
@@ -27,9 +28,14 @@ def error_response(exc: AppError) -> flask.Response:
 
 
 def http_endpoint(function_name: str):
-    """Decorate an HTTP function: structured logs with the trace id, AppError -> its status, anything else -> 500."""
+    """Decorate an HTTP function: structured logs with the trace id, AppError -> its status, anything else -> 500.
+
+    Decorating also installs the server layer (shared/server.py: request bodies with a deadline, JSON protocol
+    errors) on the app functions_framework is loading the module into."""
 
     def decorate(handler):
+        server.install()
+
         @functools.wraps(handler)
         def wrapper(request: flask.Request):
             setup_logging(function_name)

@@ -8,11 +8,12 @@ import logging
 
 import functions_framework
 
-from shared import services
+from shared import server, services
 from shared.errors import AppError
 from shared.logs import setup_logging
 
 log = logging.getLogger("functions.ingest")
+server.install()  # request bodies with a deadline, JSON protocol errors (HTTP functions get it from http_endpoint)
 
 
 @functions_framework.cloud_event

@@ -5,6 +5,7 @@
     the demo site (infra/demo: a fake company site embedding the chat widget) ──▶ chat
 
 Functions run exactly as deployed code runs (their own processes, configured only by environment variables).
+Every service listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from infra.demo.server import DemoSite
 from infra.stack.firestore import FirestoreEmulator
 from infra.stack.postgres import PostgresServer
-from infra.stack.processes import LOCALHOST, ManagedProcess, free_port, wait_until
+from infra.stack.processes import LOCALHOST, ManagedProcess, Supervisor, free_port, wait_until
 from infra.stack.storage import StorageEmulator
 from infra.stack.tasks import TasksEmulator
 
@@ -54,7 +55,10 @@ def preferred_port(port: int) -> int:
 
 class LocalStack:
     def __init__(self, data_dir: Path, *, persistent: bool = True, firestore: bool = True, demo: bool = True,
-                 settings: dict[str, str] | None = None, ports: dict[str, int] | None = None):
+                 settings: dict[str, str] | None = None, ports: dict[str, int] | None = None,
+                 restart_functions: bool = False, supervisor_options: dict[str, float] | None = None):
+        """`restart_functions`: a function process that dies is restarted (with a log line, backoff and a cap:
+        `Supervisor`, tuned by `supervisor_options`) instead of staying down; `make dev` asks for it."""
         self.data_dir = Path(data_dir).resolve()
         self.log_dir = self.data_dir / "logs"
         self._persistent = persistent
@@ -69,6 +73,9 @@ class LocalStack:
         self.functions: dict[str, ManagedProcess] = {}
         self.urls: dict[str, str] = {}
         self.demo: DemoSite | None = None
+        self._restart_functions = restart_functions
+        self._supervisor_options = dict(supervisor_options or {})
+        self.supervisor: Supervisor | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -90,9 +97,13 @@ class LocalStack:
         for name in FUNCTIONS:
             wait_until(lambda n=name: self._answers(n), 60, f"function {name}")
         self.storage.add_subscriber(self.urls["ingest"])
+        if self._restart_functions:
+            self.supervisor = Supervisor(self.functions, **self._supervisor_options).start()
         return self
 
     def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()  # first: nothing may be restarted while we stop it
         if self.demo is not None:
             self.demo.stop()
         if self.storage is not None:

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -144,6 +145,11 @@ class ManagedProcess:
     def is_running(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has exited by itself; None while it runs or after stop()."""
+        return self._popen.poll() if self._popen is not None else None
+
     def check_alive(self) -> None:
         """Raise RuntimeError with the end of the log if the process has exited."""
         if self._popen is not None and self._popen.poll() is not None:
@@ -216,6 +222,97 @@ class ManagedProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class Supervisor:
+    """Restarts ManagedProcesses that exit by themselves, from a background thread, saying so in the log.
+
+    A restart waits `first_delay` seconds, doubled for each further crash in a row up to `max_delay`; a process that
+    ran `stable_after` seconds before it died starts the count afresh. After `max_restarts` crashes in a row the
+    process is left down with an ERROR quoting its log, so a crash loop is seen instead of spinning quietly. A
+    process stopped on purpose (`stop()`) is not restarted. Before a restart the dead process's group is stopped:
+    gunicorn's worker outlives its master for a moment and still holds the port.
+    """
+
+    def __init__(self, processes: Mapping[str, ManagedProcess], *, first_delay: float = 1.0, max_delay: float = 30.0,
+                 max_restarts: int = 5, stable_after: float = 60.0, interval: float = 0.5) -> None:
+        self.processes = dict(processes)
+        self.first_delay, self.max_delay = first_delay, max_delay
+        self.max_restarts, self.stable_after, self.interval = max_restarts, stable_after, interval
+        self.restarts = {name: 0 for name in self.processes}  # restarts so far, per process
+        self.given_up: set[str] = set()
+        now = time.monotonic()
+        self._started = {name: now for name in self.processes}
+        self._crashes = {name: 0 for name in self.processes}  # in a row
+        self._restart_at: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Supervisor:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching (the processes keep running); returns once no restart is under way."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def poll(self) -> None:
+        """One round: notice processes that exited, restart those whose delay has passed."""
+        for name, process in self.processes.items():
+            if self._stopping.is_set():
+                return
+            if name in self.given_up:
+                continue
+            if name in self._restart_at:
+                if time.monotonic() >= self._restart_at[name]:
+                    self._restart(name, process)
+                continue
+            code = process.returncode
+            if code is not None:
+                self._exited(name, process, code)
+
+    def _exited(self, name: str, process: ManagedProcess, code: int) -> None:
+        ran = time.monotonic() - self._started[name]
+        if ran >= self.stable_after:
+            self._crashes[name] = 0
+        self._crashes[name] += 1
+        crashes = self._crashes[name]
+        if crashes > self.max_restarts:
+            self.given_up.add(name)
+            process.stop()
+            logger.error("%s exited with code %s after %.1f s, its %d%s crash in a row: not restarting it again. Fix "
+                         "the cause and restart. Last lines of %s:\n%s", name, code, ran, crashes,
+                         _ordinal(crashes), process.log_path, process.log_tail(20))
+            return
+        delay = min(self.max_delay, self.first_delay * 2 ** (crashes - 1))
+        self._restart_at[name] = time.monotonic() + delay
+        logger.warning("%s exited with code %s after %.1f s; restarting it in %g s (crash %d in a row; it is left down "
+                       "after %d). Last lines of %s:\n%s", name, code, ran, delay, crashes, self.max_restarts,
+                       process.log_path, process.log_tail(10))
+
+    def _restart(self, name: str, process: ManagedProcess) -> None:
+        del self._restart_at[name]
+        process.stop()  # what the dead process left in its group
+        process.start()
+        self._started[name] = time.monotonic()
+        self.restarts[name] += 1
+        logger.warning("restarted %s (pid %s; restart %d)", name, process.pid, self.restarts[name])
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            try:
+                self.poll()
+            except Exception:  # keep supervising the others
+                logger.exception("supervisor round failed")
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
 def _live_group_members(pgid: int) -> list[psutil.Process]:

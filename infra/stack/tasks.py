@@ -8,7 +8,9 @@ CLI of gcloud-tasks-emulator 0.6.2 (`start` subcommand): `--port/-p` (gRPC port,
 `--default-queue/-d projects/P/locations/L/queues/Q` (repeatable, created at start-up), `--max-retries/-r` (default
 -1 = forever), `--quiet/-q`, `--target-host/-H` and `--target-port/-t` (App Engine tasks only; HTTP tasks go to the
 task's URL), `--queue-yaml/-Q` with `--queue-yaml-project/-P` and `--queue-yaml-location/-L`. It listens on all
-interfaces (`[::]`) whatever you do: fine on a developer machine, worth knowing on a shared one.
+interfaces (`[::]`) whatever you do, and POSTs a task to whatever URL it names, so we run its CLI through
+`tasks_loopback.py` (with the emulator's interpreter): gRPC on 127.0.0.1 only, tasks dispatched to loopback
+addresses only (another target is logged as a refused connection and retried like one).
 
 Differences from production:
 - no OIDC token is sent (the task's `oidc_token` is ignored), so `embed` must not require one locally;
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _VENV_EXECUTABLE = _REPO_ROOT / ".venv-tasks" / "bin" / "gcloud-tasks-emulator"
+_LOOPBACK_LAUNCHER = Path(__file__).resolve().with_name("tasks_loopback.py")
 INSTALL_HINT = (
     "create its own virtualenv: python3 -m venv .venv-tasks && "
     ".venv-tasks/bin/pip install -r infra/requirements-tasks-emulator.txt"
@@ -121,6 +124,11 @@ class TasksEmulator:
             self._process = None
         self.port = None
 
+    @property
+    def log_path(self) -> Path | None:
+        """The emulator's log file (None when stopped)."""
+        return self._process.log_path if self._process else None
+
     def pids(self) -> set[int]:
         """The emulator's processes (empty when stopped), e.g. to check that nothing survives stop()."""
         return self._process.pids() if self._process else set()
@@ -135,7 +143,7 @@ class TasksEmulator:
 
     def _start_on(self, executable: Path, port: int) -> None:
         argv = [
-            executable, "start",
+            _interpreter_of(executable), _LOOPBACK_LAUNCHER, "start",
             "--port", str(port),
             "--default-queue", self.queue_path,
             "--max-retries", str(self._max_retries),
@@ -180,6 +188,18 @@ class TasksEmulator:
                 return candidate
         raise FileNotFoundError(f"gcloud-tasks-emulator not found (looked at {[str(c) for c in candidates]}); "
                                 f"{INSTALL_HINT}")
+
+
+def _interpreter_of(executable: Path) -> Path:
+    """The Python that runs the emulator's console script: the `python` next to it (a virtualenv), else its #! line."""
+    sibling = executable.parent / "python"
+    if sibling.is_file() and os.access(sibling, os.X_OK):
+        return sibling
+    with open(executable, "rb") as script:
+        first = script.readline().decode(errors="replace").strip()
+    if first.startswith("#!") and "python" in first:
+        return Path(first[2:].split()[0])
+    raise FileNotFoundError(f"cannot tell which Python runs {executable}; {INSTALL_HINT}")
 
 
 def _client_for(host: str) -> tasks_v2.CloudTasksClient:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import math
+import os
 import queue
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -378,3 +381,116 @@ def test_free_port_is_bindable():
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+# --- the whole local stack (what `make dev` runs) --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    """LocalStack as `make dev` runs it (functions restarted when they die; quick backoff for the test), on free
+    ports, in a scratch directory (not under tmp_path: postgres may run as another user, see pg_data_dir)."""
+    from infra.stack.local import DEFAULT_PORTS, LocalStack
+
+    data_dir = Path(tempfile.mkdtemp(prefix="stack-test-local-"))
+    stack = LocalStack(data_dir, persistent=False, settings={"EMBEDDER": "hash", "LOG_LEVEL": "WARNING"},
+                       ports={name: free_port() for name in DEFAULT_PORTS}, restart_functions=True,
+                       supervisor_options={"first_delay": 0.2, "interval": 0.1})
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _is_loopback(address: str) -> bool:
+    import ipaddress
+
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
+
+def test_every_socket_the_local_stack_listens_on_is_loopback_only(local_stack):
+    """Functions, emulators (the Cloud Tasks one binds every interface by itself), PostgreSQL, the demo site and
+    the Pinecone and Gemini stand-ins: nothing is reachable from another machine."""
+    from infra.standins.gemini_server import GeminiServer
+    from infra.standins.pinecone_server import PineconeIndexServer
+
+    with PineconeIndexServer(384) as pinecone, GeminiServer() as gemini:
+        this = psutil.Process()
+        pids = {this.pid, *(child.pid for child in this.children(recursive=True))}
+        postmaster = int((local_stack.postgres.data_dir / "postmaster.pid").read_text().split()[0])
+        pids |= {postmaster, *(child.pid for child in psutil.Process(postmaster).children(recursive=True))}
+        listening = [c for c in psutil.net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN and c.pid in pids]
+        exposed = [(c.laddr.ip, c.laddr.port, psutil.Process(c.pid).name()) for c in listening
+                   if not _is_loopback(c.laddr.ip)]
+        assert exposed == [], f"listening beyond loopback: {exposed}"
+
+        ports = {urllib.parse.urlsplit(url).port for url in local_stack.urls.values()}
+        ports |= {local_stack.postgres.port, local_stack.firestore.port, local_stack.storage.port,
+                  local_stack.tasks.port, urllib.parse.urlsplit(local_stack.demo.url).port,
+                  urllib.parse.urlsplit(pinecone.url).port, urllib.parse.urlsplit(gemini.url).port}
+        assert ports <= {c.laddr.port for c in listening}, "every service must have been seen listening"
+
+
+def test_the_tasks_emulator_dispatches_to_this_machine_only(tasks_emulator, receiver):
+    client = tasks_emulator.client()
+    elsewhere = "http://192.0.2.1:9/embed"  # TEST-NET-1: never routed; the emulator would try it for ever
+    for url, name in ((elsewhere, "remote"), (receiver.url + "/embed", "local")):
+        client.create_task(parent=tasks_emulator.queue_path, task=tasks_v2.Task(
+            name=f"{tasks_emulator.queue_path}/tasks/{name}-{time.time_ns()}",
+            http_request=tasks_v2.HttpRequest(http_method=tasks_v2.HttpMethod.POST, url=url, body=b"{}")))
+    assert receiver.take(1)[0].path == "/embed"
+    log = tasks_emulator.log_path
+    deadline = time.monotonic() + 10
+    while "is not a loopback address" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "'192.0.2.1' is not a loopback address" in log.read_text()
+
+
+def test_a_function_process_that_dies_is_restarted_and_answers_again(local_stack, caplog):
+    import signal
+    import urllib.request
+
+    chat = local_stack.functions["chat"]
+    before = chat.pid
+    with caplog.at_level(logging.INFO, logger="infra.stack.processes"):
+        os.kill(before, signal.SIGKILL)  # the functions-framework process itself (gunicorn's master)
+        deadline = time.monotonic() + 60
+        answered = False
+        while time.monotonic() < deadline and not answered:
+            time.sleep(0.2)
+            try:
+                with urllib.request.urlopen(local_stack.urls["chat"] + "/healthz", timeout=2) as response:
+                    answered = chat.pid not in (None, before) and json.load(response) == {"status": "ok"}
+            except OSError:
+                pass
+    assert answered, f"chat did not come back; its log:\n{chat.log_tail()}"
+    assert local_stack.supervisor.restarts["chat"] == 1
+    messages = [r.getMessage() for r in caplog.records if r.name == "infra.stack.processes"]
+    assert any(m.startswith(f"chat exited with code -{int(signal.SIGKILL)} after") for m in messages), messages
+    assert any(m.startswith("restarted chat (pid") for m in messages), messages
+
+
+def test_a_crash_loop_is_left_down_after_the_cap_with_an_error(tmp_path, caplog):
+    from infra.stack.processes import Supervisor
+
+    crasher = ManagedProcess("crasher", [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"],
+                             log_dir=tmp_path)
+    crasher.start()
+    supervisor = Supervisor({"crasher": crasher}, first_delay=0.05, max_delay=0.2, max_restarts=3, interval=0.02)
+    with caplog.at_level(logging.WARNING, logger="infra.stack.processes"):
+        supervisor.start()
+        deadline = time.monotonic() + 20
+        while "crasher" not in supervisor.given_up and time.monotonic() < deadline:
+            time.sleep(0.05)
+        supervisor.stop()
+    assert supervisor.given_up == {"crasher"} and supervisor.restarts["crasher"] == 3
+    assert not crasher.is_running()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "crasher exited with code 3" in errors[0] and "not restarting it again" in errors[0]
+    assert "boom" in errors[0]  # the log's last lines say why
+    delays = [r.getMessage() for r in caplog.records if "restarting it in" in r.getMessage()]
+    assert [d.split("restarting it in ")[1].split(" s")[0] for d in delays] == ["0.05", "0.1", "0.2"]
