@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import os
 import signal
 import sys
 import threading
@@ -71,6 +72,25 @@ def requeue_interrupted(stack: LocalStack) -> int:
         db.close()
 
 
+def reconcile_at_start(stack: LocalStack) -> str:
+    """Events lost while the stack was down (an upload that ingest could not record) are found by comparing the bucket
+    with the database, as the nightly scrape run does in production."""
+    from infra.kb import build_reconciler
+    from shared.config import Settings
+    from shared.db import Database
+
+    os.environ.setdefault("STORAGE_EMULATOR_HOST", stack.storage.url)  # read by the storage client itself
+    settings = Settings.from_env(stack.env()).validate()
+    db = Database(settings)
+    try:
+        summary = build_reconciler(settings, db).run().summary()
+    except Exception as exc:  # noqa: BLE001 - make dev goes on; `make status` and `kb reconcile` tell more
+        return f"reconciliation failed: {exc}"
+    finally:
+        db.close()
+    return f"reconciled the bucket with the database: ingested {summary['ingested']}, deleted {summary['deleted']}"
+
+
 def summary(stack: LocalStack, env_file: Path) -> str:
     s = stack
     rows = [
@@ -111,6 +131,7 @@ def main() -> int:
         stack.write_env_file(env_file)
         threading.Thread(target=warm_up, args=(stack,), daemon=True).start()
         requeued = requeue_interrupted(stack)
+        logging.getLogger("dev").info(reconcile_at_start(stack))
         uploaded = upload_sample_kb(stack)
         logging.getLogger("dev").info("uploaded %d sample file(s) from infra/sample_kb; requeued %d unfinished "
                                       "version(s)", uploaded, requeued)

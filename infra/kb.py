@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "reconcile":
             if args.max_deletes is not None and args.max_deletes < 0:
                 parser.error("--max-deletes must be at least 0")
-            report = _reconciler(settings, db).run(tenant=args.tenant, dry_run=args.dry_run,
+            report = build_reconciler(settings, db).run(tenant=args.tenant, dry_run=args.dry_run,
                                                    max_deletes=args.max_deletes)
             print(reconcile_text(report))
             return 1 if report.count("error") else 0
@@ -129,7 +129,7 @@ def _indexer(settings: Settings, db: Database):
                    create_vector_index(settings, db))
 
 
-def _reconciler(settings: Settings, db: Database):
+def build_reconciler(settings: Settings, db: Database):
     from shared.ingest.pipeline import IngestService
     from shared.ingest.reconcile import Reconciler
     from shared.storage import ObjectStore

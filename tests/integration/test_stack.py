@@ -494,3 +494,39 @@ def test_a_crash_loop_is_left_down_after_the_cap_with_an_error(tmp_path, caplog)
     assert "boom" in errors[0]  # the log's last lines say why
     delays = [r.getMessage() for r in caplog.records if "restarting it in" in r.getMessage()]
     assert [d.split("restarting it in ")[1].split(" s")[0] for d in delays] == ["0.05", "0.1", "0.2"]
+
+
+def test_make_dev_reconciles_an_upload_whose_event_was_lost(local_stack):
+    """An upload made while nothing could record it (here: the bridge delivers to no one) is ingested by the
+    reconciliation `make dev` runs at start, as the nightly scrape run does in production."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage as gcs
+
+    from infra.dev import reconcile_at_start
+    from shared.config import Settings
+    from shared.db import Database
+    from shared.documents import DocumentStore
+
+    storage = local_stack.storage
+    storage.remove_subscriber(local_stack.urls["ingest"])
+    try:
+        client = gcs.Client(project="demo-local", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": storage.url})
+        client.bucket(storage.bucket).blob("lost/while-down.md").upload_from_string(
+            "# Lost\n\nThis upload's event never reached ingest.", content_type="text/markdown")
+    finally:
+        storage.add_subscriber(local_stack.urls["ingest"])
+    db = Database(Settings.from_env(local_stack.env()).validate())
+    uri = f"gs://{storage.bucket}/lost/while-down.md"
+    try:
+        assert not [r for r in DocumentStore(db).status() if r["source_uri"] == uri]
+        assert reconcile_at_start(local_stack).endswith("ingested 1, deleted 0")
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and status != "ready":
+            time.sleep(0.2)
+            status = next((r["status"] for r in DocumentStore(db).status() if r["source_uri"] == uri), None)
+        assert status == "ready"
+        assert reconcile_at_start(local_stack).endswith("ingested 0, deleted 0")  # nothing twice
+    finally:
+        db.close()
