@@ -2,7 +2,7 @@
 
     GET  /healthz (and /)        {"status": "ok"}; `?warm=1` first loads the model and opens the database
     POST /v1/chat                the answer as Server-Sent Events, or one JSON object with `Accept: application/json`
-    GET  /v1/sessions/{id}       the conversation (`?tenant=` optional)
+    GET  /v1/sessions/{id}       the conversation (`?tenant=` optional; a signed user's needs X-User-Token)
     POST /v1/feedback            204
     POST /v1/handoff             201 {ticket_id, status}
     OPTIONS /v1/...              CORS preflight
@@ -66,7 +66,7 @@ def health(request: flask.Request, settings: Settings) -> flask.Response:
 
 def ask(request: flask.Request, settings: Settings) -> flask.Response:
     body = http.read_json(request, settings.chat_max_body_bytes)
-    chat_request = http.parse_chat_request(body, settings, http.client_id(request))
+    chat_request = http.parse_chat_request(body, settings, http.client_id(request, settings.trusted_proxy_hops))
     service = services.chat_service()
     turn = functools.partial(service.run_turn, service.start_turn(chat_request))
     if http.wants_json(request):
@@ -76,19 +76,24 @@ def ask(request: flask.Request, settings: Settings) -> flask.Response:
 
 def session(request: flask.Request, settings: Settings, session_id: str) -> flask.Response:
     tenant = http.tenant_of(request.args.get("tenant"), settings)
-    return flask.jsonify(services.chat_service().session_view(tenant, http.parse_session_id(session_id)))
+    view = services.chat_service().session_view(tenant, http.parse_session_id(session_id),
+                                                user_token=http.user_token_header(request))
+    return flask.jsonify(view)
 
 
 def feedback(request: flask.Request, settings: Settings) -> flask.Response:
     vote = http.parse_feedback(http.read_json(request, settings.chat_max_body_bytes), settings)
-    services.chat_service().feedback(vote.tenant, vote.session_id, vote.turn_id, vote.rating, vote.reason)
+    services.chat_service().feedback(vote.tenant, vote.session_id, vote.turn_id, vote.rating, vote.reason,
+                                     user_token=vote.user_token,
+                                     client_id=http.client_id(request, settings.trusted_proxy_hops))
     return http.no_content()
 
 
 def handoff(request: flask.Request, settings: Settings) -> flask.Response:
     ask_human = http.parse_handoff(http.read_json(request, settings.chat_max_body_bytes), settings)
     ticket = services.chat_service().handoff(ask_human.tenant, ask_human.session_id, ask_human.reason,
-                                             ask_human.contact)
+                                             ask_human.contact, user_token=ask_human.user_token,
+                                             client_id=http.client_id(request, settings.trusted_proxy_hops))
     response = flask.jsonify(ticket)
     response.status_code = 201
     return response
@@ -120,7 +125,7 @@ def _widget_asset() -> tuple[bytes, bytes, str]:
 @functions_framework.errorhandler(404)
 def framework_not_found(error) -> flask.Response:
     """The framework answers /robots.txt and /favicon.ico itself; keep its 404 JSON like every other one."""
-    return error_response(NotFound(f"no route {flask.request.path}"))
+    return error_response(NotFound("no such route"))
 
 
 HANDLERS = {"health": health, "chat": ask, "session": session, "feedback": feedback, "handoff": handoff,
