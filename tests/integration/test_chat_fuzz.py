@@ -9,6 +9,8 @@ contract does not list, and on a response whose body, headers or content type do
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
@@ -16,7 +18,9 @@ from hypothesis import HealthCheck, Phase, settings
 from tests.conftest import FunctionServer
 from tests.integration.test_chat import ROOT
 
-EXAMPLES = 40  # generated requests per operation (about 300 in all): under a minute here, stack included
+# Generated requests per operation (about 300 in all: under a minute here, stack included); CHAT_FUZZ_EXAMPLES=500
+# for a deeper run by hand.
+EXAMPLES = int(os.environ.get("CHAT_FUZZ_EXAMPLES", "40"))
 SPEC = ROOT / "functions" / "chat" / "openapi.yaml"
 DOCUMENTS = ["billing/refunds.md", "account/reset-password.md"]
 

@@ -270,12 +270,12 @@ def test_twice_the_limit_across_a_window_boundary_no_longer_passes(connection, c
     """The fixed window let `limit` hits at the end of one minute and `limit` more at the start of the next."""
     limiter = RateLimiter(connection, now=clock)
     clock.at = datetime(2026, 11, 22, 9, 0, 55, tzinfo=UTC)
-    early = [limiter.hit_client("acme", "203.0.113.7", limit=10).allowed for _ in range(10)]
+    early = [limiter.hit("client:acme:203.0.113.7", 10, 60).allowed for _ in range(10)]
     clock.advance(seconds=10)  # 5 s into the next minute
-    late = [limiter.hit_client("acme", "203.0.113.7", limit=10).allowed for _ in range(10)]
+    late = [limiter.hit("client:acme:203.0.113.7", 10, 60).allowed for _ in range(10)]
     assert all(early)
     assert sum(late) <= 1  # 10 × 55/60 of the last minute still counts
-    refused = limiter.hit_client("acme", "203.0.113.7", limit=10)
+    refused = limiter.hit("client:acme:203.0.113.7", 10, 60)
     assert not refused.allowed and 1 <= refused.retry_after <= 120
 
 
