@@ -201,10 +201,14 @@ class Settings:
                                      "or empty to disable signed user ids")
         if min(self.rate_limit_session_per_minute, self.rate_limit_client_per_minute,
                self.rate_limit_handoff_per_hour, self.rate_limit_feedback_per_minute) < 1:
-            raise ConfigurationError("RATE_LIMIT_SESSION_PER_MINUTE, RATE_LIMIT_CLIENT_PER_MINUTE, "
-                                     "RATE_LIMIT_HANDOFF_PER_HOUR and RATE_LIMIT_FEEDBACK_PER_MINUTE must be at least 1")
+            raise ConfigurationError(
+                "RATE_LIMIT_SESSION_PER_MINUTE, RATE_LIMIT_CLIENT_PER_MINUTE, RATE_LIMIT_HANDOFF_PER_HOUR and "
+                "RATE_LIMIT_FEEDBACK_PER_MINUTE must be at least 1"
+            )
         if self.firestore_timeout_seconds <= 0 or self.firestore_retry_seconds < 0:
-            raise ConfigurationError("FIRESTORE_TIMEOUT_SECONDS must be positive and FIRESTORE_RETRY_SECONDS at least 0")
+            raise ConfigurationError(
+                "FIRESTORE_TIMEOUT_SECONDS must be positive and FIRESTORE_RETRY_SECONDS at least 0"
+            )
         if self.policy_cache_seconds < 0:
             raise ConfigurationError("POLICY_CACHE_SECONDS must be at least 0")
         if self.chat_max_message_chars < 1 or self.chat_max_body_bytes < self.chat_max_message_chars:

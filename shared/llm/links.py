@@ -32,7 +32,8 @@ _AUTOLINK = r"<(?P<auto>[A-Za-z][A-Za-z0-9+.\-]{1,31}:[^\s<>]+)>"
 _BARE = r"(?<![\w/@.])(?P<bare>(?:[Hh][Tt][Tt][Pp][Ss]?://|[Ww][Ww][Ww]\.)[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]}*_])"
 _LINK = re.compile(f"{_MARKDOWN}|{_AUTOLINK}|{_BARE}")
 # What may still become a link once more text arrives: `[text`, `[text](url`, `![`, `<scheme:...`.
-_OPEN = re.compile(rf"!?\[{_TEXT}{{0,500}}(?:\[[^\[\]\n]*|\](?:\(\s*<?{_URL}(?:\([^\s<>()]*)?>?(?:\s+\"[^\"\n]*\"?)?\s*)?)?"
+_OPEN = re.compile(rf"!?\[{_TEXT}{{0,500}}"
+                   rf"(?:\[[^\[\]\n]*|\](?:\(\s*<?{_URL}(?:\([^\s<>()]*)?>?(?:\s+\"[^\"\n]*\"?)?\s*)?)?"
                    r"|<[A-Za-z][A-Za-z0-9+.\-]{0,31}(?::[^\s<>]*)?")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _WEB_SCHEMES = ("http", "https")

@@ -229,7 +229,7 @@ def test_a_signed_users_session_needs_that_users_token(start_chat):
     assert chat.post("/v1/handoff", {"session_id": anonymous["session_id"]}).status_code == 201
 
 
-# --- links: citations http(s) only, documents cannot add links to answers ------------------------------------------------
+# --- links: citations http(s) only, documents cannot add links to answers ---------------------------------------------
 CHARGEBACKS = """# Chargebacks
 
 A chargeback is a card payment that your bank reverses after you dispute it. Disputing a payment with your bank

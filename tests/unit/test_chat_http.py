@@ -793,7 +793,7 @@ def test_a_valid_surrogate_pair_is_ordinary_text(client, use):
     assert fake.requests[0].message == "refund \U0001F600"
 
 
-# --- who is calling: X-Forwarded-For and TRUSTED_PROXY_HOPS -------------------------------------------------------------
+# --- who is calling: X-Forwarded-For and TRUSTED_PROXY_HOPS ------------------------------------------------------------
 @pytest.mark.parametrize("hops, forwarded, peer, expected", [
     ("1", None, "198.51.100.9", "198.51.100.9"),
     ("1", "203.0.113.7", "10.0.0.1", "203.0.113.7"),  # Cloud Functions' front end: the caller's address, appended
@@ -825,8 +825,8 @@ def test_a_rotating_forwarded_prefix_does_not_change_the_client(client, use):
 
 def test_feedback_and_handoff_pass_the_client_address_and_user_token(client, use):
     fake = use(FakeChatService())
-    client.post("/v1/feedback", json={"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up", "user_token": "u.1.f"},
-                headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.7"})
+    client.post("/v1/feedback", json={"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up",
+                                      "user_token": "u.1.f"}, headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.7"})
     client.post("/v1/handoff", json={"session_id": "s" * 16, "user_token": "u.1.h"},
                 environ_base={"REMOTE_ADDR": "198.51.100.9"})
     client.get("/v1/sessions/" + "s" * 16, headers={"X-User-Token": "u.1.g"})

@@ -18,7 +18,8 @@ def run(text: str, sources=SOURCES, policies=POLICIES) -> str:
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("See [the refund page](https://help.example.com/refunds).", "See [the refund page](https://help.example.com/refunds)."),
+    ("See [the refund page](https://help.example.com/refunds).",
+     "See [the refund page](https://help.example.com/refunds)."),
     ("See https://help.example.com/disputes for more.", "See https://help.example.com/disputes for more."),
     ("Log in at https://app.example.com/login now.", "Log in at https://app.example.com/login now."),
     ("Write to [billing](mailto:billing@example.com).", "Write to [billing](mailto:billing@example.com)."),
@@ -29,9 +30,11 @@ def run(text: str, sources=SOURCES, policies=POLICIES) -> str:
     ("Click [here](javascript:alert(1)) or ![x](https://evil.example/p.png)", "Click here or x"),
     ("[https://evil.example](https://evil.example)", REMOVED),
     ("Not the same host: https://app.example.com.evil.example/login", f"Not the same host: {REMOVED}"),
-    ("Nor another page of a source's host: https://help.example.com/phish", f"Nor another page of a source's host: {REMOVED}"),
+    ("Nor another page of a source's host: https://help.example.com/phish",
+     f"Nor another page of a source's host: {REMOVED}"),
     ("Mail [us](mailto:attacker@evil.example)", "Mail us"),
-    ("Refunds take 5 days [1]. A box [x], [2024], a < b > c.", "Refunds take 5 days [1]. A box [x], [2024], a < b > c."),
+    ("Refunds take 5 days [1]. A box [x], [2024], a < b > c.",
+     "Refunds take 5 days [1]. A box [x], [2024], a < b > c."),
     ("[the page [1]](https://evil.example/a(b)c) ends", "the page [1] ends"),
 ])
 def test_only_sources_and_policy_links_survive(text, expected):
