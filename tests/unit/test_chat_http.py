@@ -793,7 +793,7 @@ def test_a_valid_surrogate_pair_is_ordinary_text(client, use):
     assert fake.requests[0].message == "refund \U0001F600"
 
 
-# --- who is calling: X-Forwarded-For and TRUSTED_PROXY_HOPS ------------------------------------------------------------
+# --- who is calling: X-Forwarded-For and TRUSTED_PROXY_HOPS -----------------------------------------------------------
 @pytest.mark.parametrize("hops, forwarded, peer, expected", [
     ("1", None, "198.51.100.9", "198.51.100.9"),
     ("1", "203.0.113.7", "10.0.0.1", "203.0.113.7"),  # Cloud Functions' front end: the caller's address, appended
