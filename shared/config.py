@@ -129,6 +129,13 @@ class Settings:
 
     # --- conversation memory (Firestore) ---------------------------------------------------------------------------
     firestore_database: str = setting("FIRESTORE_DATABASE", "(default)", "Firestore database id of the chat memory.")
+    firestore_timeout_seconds: float = setting(
+        "FIRESTORE_TIMEOUT_SECONDS", 2.0, "Deadline of one Firestore call attempt (sessions, messages, rate limits)."
+    )
+    firestore_retry_seconds: float = setting(
+        "FIRESTORE_RETRY_SECONDS", 3.0, "Failed Firestore calls are retried with backoff for this long (0: never), "
+        "so an outage answers 503 with Retry-After after about the sum of the two."
+    )
     session_ttl_seconds: int = setting(
         "SESSION_TTL_SECONDS", 24 * 3600, "A chat session expires this long after its last turn (field `expires_at`)."
     )
@@ -139,10 +146,16 @@ class Settings:
         "USER_TOKEN_SECRET", "", "HMAC-SHA256 secret host sites sign user ids with (empty: signed user ids disabled)."
     )
     rate_limit_session_per_minute: int = setting(
-        "RATE_LIMIT_SESSION_PER_MINUTE", 20, "Chat messages allowed per session per minute."
+        "RATE_LIMIT_SESSION_PER_MINUTE", 20, "Chat messages allowed per session per sliding minute."
     )
     rate_limit_client_per_minute: int = setting(
-        "RATE_LIMIT_CLIENT_PER_MINUTE", 60, "Chat messages allowed per client (IP address) per minute."
+        "RATE_LIMIT_CLIENT_PER_MINUTE", 60, "Chat messages allowed per client (IP address) per sliding minute."
+    )
+    rate_limit_handoff_per_hour: int = setting(
+        "RATE_LIMIT_HANDOFF_PER_HOUR", 10, "Hand-off tickets allowed per client (IP address) per sliding hour."
+    )
+    rate_limit_feedback_per_minute: int = setting(
+        "RATE_LIMIT_FEEDBACK_PER_MINUTE", 30, "Feedback votes allowed per client (IP address) per sliding minute."
     )
     policy_cache_seconds: int = setting(
         "POLICY_CACHE_SECONDS", 300, "How long an instance caches a tenant's policies (`tenants/{t}/config/policies`)."
@@ -164,6 +177,11 @@ class Settings:
     chat_allowed_origins: str = setting(
         "CHAT_ALLOWED_ORIGINS", "http://localhost:8080,http://127.0.0.1:8080",
         "Comma-separated browser origins allowed to call the chat API (CORS); `*` allows any.",
+    )
+    trusted_proxy_hops: int = setting(
+        "TRUSTED_PROXY_HOPS", 1, "Proxies in front of chat that append the caller's address to X-Forwarded-For: the "
+        "client is the N-th entry from the right (1: Cloud Functions' own front end; 2: behind an external "
+        "Application Load Balancer; 0: ignore the header, use the connection's peer address)."
     )
     chat_max_body_bytes: int = setting("CHAT_MAX_BODY_BYTES", 16 * 1024, "Largest accepted chat request body.")
     chat_max_message_chars: int = setting("CHAT_MAX_MESSAGE_CHARS", 4000, "Longest accepted chat message.")
@@ -238,9 +256,15 @@ class Settings:
         if self.user_token_secret and len(self.user_token_secret) < 32:
             raise ConfigurationError("USER_TOKEN_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`), "
                                      "or empty to disable signed user ids")
-        if self.rate_limit_session_per_minute < 1 or self.rate_limit_client_per_minute < 1:
+        if min(self.rate_limit_session_per_minute, self.rate_limit_client_per_minute,
+               self.rate_limit_handoff_per_hour, self.rate_limit_feedback_per_minute) < 1:
             raise ConfigurationError(
-                "RATE_LIMIT_SESSION_PER_MINUTE and RATE_LIMIT_CLIENT_PER_MINUTE must be at least 1"
+                "RATE_LIMIT_SESSION_PER_MINUTE, RATE_LIMIT_CLIENT_PER_MINUTE, RATE_LIMIT_HANDOFF_PER_HOUR and "
+                "RATE_LIMIT_FEEDBACK_PER_MINUTE must be at least 1"
+            )
+        if self.firestore_timeout_seconds <= 0 or self.firestore_retry_seconds < 0:
+            raise ConfigurationError(
+                "FIRESTORE_TIMEOUT_SECONDS must be positive and FIRESTORE_RETRY_SECONDS at least 0"
             )
         if self.tenant_registry not in ("", "firestore"):
             raise ConfigurationError("TENANT_REGISTRY must be empty (one tenant) or firestore")
@@ -257,6 +281,8 @@ class Settings:
             raise ConfigurationError("CHAT_HISTORY_MESSAGES must be at least 0 and CHAT_MAX_SOURCES at least 1")
         if not 0.0 <= self.answer_min_confidence <= 1.0:
             raise ConfigurationError("ANSWER_MIN_CONFIDENCE must be between 0 and 1")
+        if not 0 <= self.trusted_proxy_hops <= 10:
+            raise ConfigurationError("TRUSTED_PROXY_HOPS must be between 0 (ignore X-Forwarded-For) and 10")
         if self.sse_heartbeat_seconds <= 0:
             raise ConfigurationError("SSE_HEARTBEAT_SECONDS must be positive")
         # --- HTTP server ---

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 SITE_KEY = re.compile(r"pk_[A-Za-z0-9_-]{24}")
 # The limits a tenant may set for itself; absent ones fall back to the deployment's RATE_LIMIT_* settings.
-LIMIT_NAMES = ("client_per_minute", "session_per_minute")
+LIMIT_NAMES = ("client_per_minute", "session_per_minute", "handoff_per_hour", "feedback_per_minute")
 _NEGATIVE_CACHE_SIZE = 1024
 
 

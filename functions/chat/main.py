@@ -2,7 +2,8 @@
 
     GET  /healthz (and /)        {"status": "ok"}; `?warm=1` first loads the model and opens the database
     POST /v1/chat                the answer as Server-Sent Events, or one JSON object with `Accept: application/json`
-    GET  /v1/sessions/{id}       the conversation (`?site_key=` with a tenant registry)
+    GET  /v1/sessions/{id}       the conversation (`?site_key=` with a tenant registry; a signed user's needs
+                                 X-User-Token)
     POST /v1/feedback            204
     POST /v1/handoff             201 {ticket_id, status}
     OPTIONS /v1/...              CORS preflight
@@ -68,7 +69,8 @@ def health(request: flask.Request, settings: Settings) -> flask.Response:
 def ask(request: flask.Request, settings: Settings) -> flask.Response:
     body = http.read_json(request, settings.chat_max_body_bytes)
     tenant = http.admit(request, services.tenant_registry(), body.get("site_key"))
-    chat_request = http.parse_chat_request(body, settings, http.client_id(request), tenant)
+    chat_request = http.parse_chat_request(body, settings, http.client_id(request, settings.trusted_proxy_hops),
+                                           tenant)
     service = services.chat_service()
     turn = functools.partial(service.run_turn, service.start_turn(chat_request))
     if http.wants_json(request):
@@ -79,21 +81,30 @@ def ask(request: flask.Request, settings: Settings) -> flask.Response:
 def session(request: flask.Request, settings: Settings, session_id: str) -> flask.Response:
     http.refuse_tenant_field(request.args)
     tenant = http.admit(request, services.tenant_registry(), request.args.get("site_key"))
-    return flask.jsonify(services.chat_service().session_view(tenant.id, http.parse_session_id(session_id)))
+    view = services.chat_service().session_view(tenant.id, http.parse_session_id(session_id),
+                                                user_token=http.user_token_header(request))
+    return flask.jsonify(view)
 
 
 def feedback(request: flask.Request, settings: Settings) -> flask.Response:
     body = http.read_json(request, settings.chat_max_body_bytes)
-    vote = http.parse_feedback(body, http.admit(request, services.tenant_registry(), body.get("site_key")))
-    services.chat_service().feedback(vote.tenant, vote.session_id, vote.turn_id, vote.rating, vote.reason)
+    tenant = http.admit(request, services.tenant_registry(), body.get("site_key"))
+    vote = http.parse_feedback(body, tenant)
+    services.chat_service().feedback(vote.tenant, vote.session_id, vote.turn_id, vote.rating, vote.reason,
+                                     user_token=vote.user_token,
+                                     client_id=http.client_id(request, settings.trusted_proxy_hops),
+                                     limit=tenant.limit("feedback_per_minute", settings.rate_limit_feedback_per_minute))
     return http.no_content()
 
 
 def handoff(request: flask.Request, settings: Settings) -> flask.Response:
     body = http.read_json(request, settings.chat_max_body_bytes)
-    ask_human = http.parse_handoff(body, http.admit(request, services.tenant_registry(), body.get("site_key")))
+    tenant = http.admit(request, services.tenant_registry(), body.get("site_key"))
+    ask_human = http.parse_handoff(body, tenant)
     ticket = services.chat_service().handoff(ask_human.tenant, ask_human.session_id, ask_human.reason,
-                                             ask_human.contact)
+                                             ask_human.contact, user_token=ask_human.user_token,
+                                             client_id=http.client_id(request, settings.trusted_proxy_hops),
+                                             limit=tenant.limit("handoff_per_hour", settings.rate_limit_handoff_per_hour))
     response = flask.jsonify(ticket)
     response.status_code = 201
     return response
@@ -125,7 +136,7 @@ def _widget_asset() -> tuple[bytes, bytes, str]:
 @functions_framework.errorhandler(404)
 def framework_not_found(error) -> flask.Response:
     """The framework answers /robots.txt and /favicon.ico itself; keep its 404 JSON like every other one."""
-    return error_response(NotFound(f"no route {flask.request.path}"))
+    return error_response(NotFound("no such route"))
 
 
 HANDLERS = {"health": health, "chat": ask, "session": session, "feedback": feedback, "handoff": handoff,

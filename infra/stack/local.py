@@ -138,6 +138,9 @@ class LocalStack:
         env.update(self._settings)
         env["PYTHONPATH"] = str(ROOT)
         env.setdefault("THREADS", "8")
+        # Callers reach the functions directly (no front end appends their address): X-Forwarded-For is theirs to
+        # write, so the rate limits use the peer address.
+        env.setdefault("TRUSTED_PROXY_HOPS", "0")
         return env
 
     def write_env_file(self, path: Path) -> None:

@@ -6,8 +6,11 @@
     CORS         the caller's `Origin` must be one of the tenant's allowed origins (single-tenant mode:
                  CHAT_ALLOWED_ORIGINS); no `Origin` (curl, servers) is allowed; every response to an allowed origin
                  carries the CORS headers, errors included
-    bodies       JSON objects only, at most CHAT_MAX_BODY_BYTES even without a Content-Length (chunked uploads);
-                 each field validated into a 400 that names it
+    bodies       JSON objects only, at most CHAT_MAX_BODY_BYTES even without a Content-Length (chunked uploads),
+                 nested no deeper than the parser allows (400, never a RecursionError); each field validated into
+                 a 400 that names it, including text no store can hold (NUL, a lone UTF-16 surrogate)
+    callers      the client address of the rate limits from X-Forwarded-For, trusting TRUSTED_PROXY_HOPS entries
+                 from the right; a signed user's token (body `user_token`, or the X-User-Token header of a GET)
     answers      `Accept: application/json` folds a turn's events into one ChatResponse (503 when it failed);
                  otherwise Server-Sent Events, relayed from a worker thread with `: ping` heartbeats in between
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import ipaddress
 import json
 import logging
 import queue
@@ -33,7 +37,7 @@ from werkzeug.exceptions import NotFound as _WerkzeugNotFound
 from werkzeug.routing import Map, RequestRedirect
 
 from shared.chat.events import ErrorEvent, Event, collect
-from shared.chat.service import ChatRequest
+from shared.chat.service import ChatRequest, check_storable
 from shared.config import Settings
 from shared.errors import AppError, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.tenants import Tenant
@@ -45,10 +49,12 @@ PING = ": ping\n\n"
 INTERNAL_MESSAGE = "something went wrong while answering; please try again"
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Accept",
+    "Access-Control-Allow-Headers": "Content-Type, Accept, X-User-Token",
     "Access-Control-Max-Age": "600",
 }
 DEFAULT_HANDOFF_REASON = "customer asked for a human"
+USER_TOKEN_HEADER = "X-User-Token"  # a header, not a query parameter: URLs end up in logs and browser history
+RETRY_AFTER_SECONDS = 10  # what a 503 without a better estimate tells the caller (as shared.web does)
 
 _TOPIC = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _RATINGS = ("up", "down")
@@ -90,7 +96,7 @@ def route(routes: Map, request: flask.Request) -> tuple[str, dict[str, Any]]:
         flask.after_this_request(_set_header("Allow", ", ".join(allowed)))
         raise MethodNotAllowed(allowed) from None
     except (_WerkzeugNotFound, RequestRedirect):
-        raise NotFound(f"no route {request.path}") from None
+        raise NotFound("no such route") from None  # never echo the path: it is the caller's, and may be a payload
 
 
 def allowed_methods(routes: Map, request: flask.Request) -> list[str]:
@@ -178,6 +184,8 @@ def read_json(request: flask.Request, max_bytes: int) -> dict[str, Any]:
         data = json.loads(raw)
     except ValueError:  # JSONDecodeError, or bytes that are not UTF-8/16/32
         raise BadRequest("the body is not valid JSON") from None
+    except RecursionError:  # [[[[… thousands deep: the parser gives up before we would
+        raise BadRequest("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data
@@ -196,13 +204,48 @@ def _read_at_most(stream: IO[bytes], limit: int) -> bytes:
     return b"".join(parts)
 
 
-def client_id(request: flask.Request) -> str:
-    """Who is calling, for the per-client rate limit: the last `X-Forwarded-For` address (the one Google's front end
-    appends; earlier entries are whatever the client sent, so trusting them would let a caller pick its own rate-limit
-    key), else the peer address."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    last = forwarded.split(",")[-1].strip()
-    return (last or request.remote_addr or "")[:64]
+def client_id(request: flask.Request, trusted_hops: int) -> str:
+    """Who is calling, for the per-client rate limits.
+
+    Each trusted proxy in front of chat appends the address it saw to `X-Forwarded-For`; everything to the left of
+    those entries is whatever the client sent. So the client is the `trusted_hops`-th entry from the right: 1 behind
+    Cloud Functions' own front end (it appends the caller's address), 2 behind an external Application Load Balancer
+    (it appends the client and then its own forwarding-rule address). With fewer entries than that, the leftmost one
+    (all of them came from trusted proxies); with `trusted_hops` 0, or no usable entry, the connection's peer address
+    (what a local server without a proxy must use: there, the header is the caller's to pick).
+
+    An IPv6 address counts as its /64 network: one subscriber usually holds a whole /64 and could rotate within it."""
+    if trusted_hops > 0:
+        entries = [e.strip() for e in ",".join(request.headers.getlist("X-Forwarded-For")).split(",")]
+        entries = [e for e in entries if e]
+        if entries:
+            address = _address(entries[-trusted_hops] if len(entries) >= trusted_hops else entries[0])
+            if address:
+                return address
+    return _address(request.remote_addr or "") or ""
+
+
+def _address(value: str) -> str | None:
+    """The normalised IP address (IPv6: its /64) of an X-Forwarded-For entry or peer address; None if it is none."""
+    value = value.strip()
+    if value.startswith("[") and "]" in value:  # [v6]:port
+        value = value[1:value.index("]")]
+    elif value.count(":") == 1:  # v4:port
+        value = value.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def user_token_header(request: flask.Request) -> str | None:
+    """The signed user token of a GET request (the X-User-Token header), validated like a body field."""
+    return _optional_string({"user_token": request.headers.get(USER_TOKEN_HEADER) or None}, "user_token", 256)
 
 
 def parse_chat_request(body: dict[str, Any], settings: Settings, client: str, tenant: Tenant) -> ChatRequest:
@@ -213,6 +256,7 @@ def parse_chat_request(body: dict[str, Any], settings: Settings, client: str, te
         raise BadRequest("'message' is required")
     if not isinstance(message, str):
         raise BadRequest("message must be a string")
+    check_storable("message", message)
     message = message.strip()
     if not message:
         raise BadRequest("message must not be blank")
@@ -240,6 +284,7 @@ class FeedbackRequest:
     turn_id: str
     rating: str  # up | down
     reason: str | None
+    user_token: str | None = None
 
 
 def parse_feedback(body: dict[str, Any], tenant: Tenant) -> FeedbackRequest:
@@ -254,6 +299,7 @@ def parse_feedback(body: dict[str, Any], tenant: Tenant) -> FeedbackRequest:
         turn_id=_required_string(body, "turn_id", 128),
         rating=rating,
         reason=_optional_text(body, "reason", 1000),
+        user_token=_optional_string(body, "user_token", 256),
     )
 
 
@@ -263,6 +309,7 @@ class HandoffRequest:
     session_id: str
     reason: str
     contact: str | None
+    user_token: str | None = None
 
 
 def parse_handoff(body: dict[str, Any], tenant: Tenant) -> HandoffRequest:
@@ -273,6 +320,7 @@ def parse_handoff(body: dict[str, Any], tenant: Tenant) -> HandoffRequest:
         session_id=_required_string(body, "session_id", 128),
         reason=_optional_text(body, "reason", 1000) or DEFAULT_HANDOFF_REASON,
         contact=_optional_text(body, "contact", 320),
+        user_token=_optional_string(body, "user_token", 256),
     )
 
 
@@ -295,6 +343,7 @@ def _optional_string(body: dict[str, Any], name: str, max_chars: int) -> str | N
         return None
     if not isinstance(value, str) or not value or len(value) > max_chars:
         raise BadRequest(f"{name} must be a string of 1-{max_chars} characters")
+    check_storable(name, value)
     return value
 
 
@@ -305,6 +354,7 @@ def _optional_text(body: dict[str, Any], name: str, max_chars: int) -> str | Non
         return None
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a string")
+    check_storable(name, value)
     value = value.strip()
     if len(value) > max_chars:
         raise BadRequest(f"{name} is longer than {max_chars} characters")
@@ -326,11 +376,13 @@ def wants_json(request: flask.Request) -> bool:
 
 
 def json_answer(turn: Callable[[], Iterable[Event]]) -> flask.Response:
-    """Run the turn to its end and answer one ChatResponse; 503 with its `error` when the turn failed."""
+    """Run the turn to its end and answer one ChatResponse; 503 with its `error` and `Retry-After` when the turn
+    failed (as every 503 of the API)."""
     body = collect(guarded(turn))
     if "error" in body:
         response = flask.jsonify({"error": body["error"]})
         response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     return flask.jsonify(body)
 

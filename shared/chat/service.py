@@ -31,9 +31,10 @@ from shared.llm import (
     HistoryMessage,
     Source,
 )
+from shared.llm.links import LinkFilter, citation_url, web_url
 from shared.logs import bind
 from shared.memory.connection import check_tenant, utc_now
-from shared.memory.signing import UserTokensDisabled, verify_user_token
+from shared.memory.signing import UserTokenRequired, UserTokensDisabled, verify_user_token
 from shared.memory.store import new_turn_id
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ _HUMAN = re.compile(
     re.IGNORECASE)
 _ASKING = re.compile(r"\b(talk|speak|chat|connect|transfer|escalate|contact|reach|want|need|get)\b", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# What PostgreSQL text and Firestore strings cannot hold: NUL, and UTF-16 surrogates without their pair (valid JSON
+# "\ud800" decodes to one; it cannot be encoded as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Markdown a snippet drops: line prefixes (headings, bullets, quotes, table pipes), code ticks, citation markers, table
 # header rules, and emphasis marks at a word's edge only (snake_case and window.__init__ keep their underscores).
 _MARKUP = re.compile(r"(?m)^\s*(?:#{1,6}|[-*+]|\d{1,3}[.)]|>|\|)\s+|`{1,3}|\||\[(\d+)\]"
@@ -101,18 +105,16 @@ class ChatService:
             raise BadRequest("'message' must be a non-empty string")
         if len(message) > self._settings.chat_max_message_chars:
             raise BadRequest(f"message is longer than {self._settings.chat_max_message_chars} characters")
-        user_id = None
-        if request.user_token:
-            if not self._settings.user_token_secret:
-                raise UserTokensDisabled()
-            user_id = verify_user_token(request.user_token, self._settings.user_token_secret, self._now())
+        for name in ("message", "session_id", "user_token", "topic", "client_id"):
+            check_storable(name, getattr(request, name))
+        user_id = self._user_of(request.user_token)
         limiter = self._memory.rate_limiter
         if request.client_id:
             _enforce(limiter.hit_client(request.tenant, request.client_id, limit=request.limits.get("client")),
-                     "this address")
+                     "messages from this address")
         if request.session_id:
             _enforce(limiter.hit_session(request.tenant, request.session_id, limit=request.limits.get("session")),
-                     "this conversation")
+                     "messages in this conversation")
         session = self._memory.get_or_create_session(request.tenant, request.session_id, user_id)
         return PreparedTurn(request=replace(request, message=message), session=session, turn_id=new_turn_id())
 
@@ -157,21 +159,26 @@ class ChatService:
             return self._finish(prepared, said, [], "clarify", result.confidence)
 
         sources = [Source(number=i, title=d.title, text="\n\n".join(c.text for c in d.chunks)[:SOURCE_CHARS],
-                          url=d.url or d.source_uri, document_id=d.document_id)
+                          url=web_url(d.url) or d.source_uri, document_id=d.document_id)
                    for i, d in enumerate(result.documents, 1)]
+        policies = self._memory.policies.get(request.tenant)
         answer_request = AnswerRequest(question=message, query=rewrite.query, sources=sources, history=history,
-                                       summary=self._summary(session),
-                                       policies=self._memory.policies.get(request.tenant))
+                                       summary=self._summary(session), policies=policies)
+        # Links first (a link's text may hold a marker), then citation markers: see shared.llm.links for the rule.
+        links = LinkFilter((web_url(d.url) for d in result.documents), policies)
         checker = CitationFilter((s.number for s in sources), renumber=True)
         action = None
         for piece in self._stream_answer(answer_request):
             if isinstance(piece, Action):
                 action = piece
                 continue
-            yield from _emit(checker.feed(piece), said)
-        yield from _emit(checker.finish(), said)
+            yield from _emit(checker.feed(links.feed(piece)), said)
+        yield from _emit(checker.feed(links.finish()) + checker.finish(), said)
         if checker.removed:
             log.warning("removed %d citation(s) outside the sources", checker.removed)
+        if links.removed:
+            log.warning("removed %d link(s) that are neither a source's page nor named by the policies",
+                        links.removed)
         if action is not None and action.kind == "handoff":
             if not "".join(said).strip():
                 yield from _say(DONT_KNOW, said)
@@ -240,11 +247,20 @@ class ChatService:
         except AppError as exc:
             log.warning("could not update the summary: %s", exc)
 
+    def _user_of(self, user_token: str | None) -> str | None:
+        """The signed user id `user_token` vouches for (None without a token); InvalidUserToken (401) otherwise."""
+        if not user_token:
+            return None
+        if not self._settings.user_token_secret:
+            raise UserTokensDisabled()
+        return verify_user_token(user_token, self._settings.user_token_secret, self._now())
+
     # --- the other routes ------------------------------------------------------------------------------------------
 
-    def session_view(self, tenant: str, session_id: str) -> dict:
-        """The Session JSON of openapi.yaml; NotFound when the session does not exist or expired."""
-        session = self._live_session(tenant, session_id)
+    def session_view(self, tenant: str, session_id: str, *, user_token: str | None = None) -> dict:
+        """The Session JSON of openapi.yaml; NotFound when the session does not exist or expired; a signed user's
+        session needs that user's token (UserTokenRequired, InvalidUserToken: 401)."""
+        session = self._owned_session(tenant, session_id, user_token)
         return {
             "session_id": session.id,
             "expires_at": session.expires_at.isoformat(),
@@ -253,14 +269,33 @@ class ChatService:
                          for m in self._memory.transcript(session)],
         }
 
-    def feedback(self, tenant: str, session_id: str, turn_id: str, rating: str, reason: str | None) -> None:
-        """NotFound for an unknown session or turn; BadRequest for a bad rating."""
+    def feedback(self, tenant: str, session_id: str, turn_id: str, rating: str, reason: str | None, *,
+                 user_token: str | None = None, client_id: str = "", limit: int | None = None) -> None:
+        """NotFound for an unknown session or turn; BadRequest for a bad rating; RateLimited past `limit` votes
+        per minute from `client_id` (default RATE_LIMIT_FEEDBACK_PER_MINUTE); a signed user's session needs that
+        user's token (a second vote replaces the first, so a vote changes the user's data)."""
+        for name, value in (("session_id", session_id), ("turn_id", turn_id), ("reason", reason),
+                            ("user_token", user_token), ("client_id", client_id)):
+            check_storable(name, value)
+        if client_id:
+            _enforce(self._memory.rate_limiter.hit_feedback(tenant, client_id, limit),
+                     "feedback votes from this address")
+        self._owned_session(tenant, session_id, user_token)
         self._memory.record_feedback(tenant, session_id, turn_id, rating, reason)
 
-    def handoff(self, tenant: str, session_id: str, reason: str, contact: str | None) -> dict:
-        """{"ticket_id", "status": "open"}; NotFound for an unknown session. The ticket is also POSTed to
-        HANDOFF_WEBHOOK_URL when set (best effort: the ticket in Firestore is the record)."""
-        session = self._live_session(tenant, session_id)
+    def handoff(self, tenant: str, session_id: str, reason: str, contact: str | None, *,
+                user_token: str | None = None, client_id: str = "", limit: int | None = None) -> dict:
+        """{"ticket_id", "status": "open"}; NotFound for an unknown session; RateLimited past `limit` tickets per
+        hour from `client_id` (default RATE_LIMIT_HANDOFF_PER_HOUR); a signed user's session needs that user's
+        token (the ticket carries the transcript). The ticket is also POSTed to HANDOFF_WEBHOOK_URL when set (best
+        effort: the ticket in Firestore is the record)."""
+        for name, value in (("session_id", session_id), ("reason", reason), ("contact", contact),
+                            ("user_token", user_token), ("client_id", client_id)):
+            check_storable(name, value)
+        if client_id:
+            _enforce(self._memory.rate_limiter.hit_handoff(tenant, client_id, limit),
+                     "hand-off requests from this address")
+        session = self._owned_session(tenant, session_id, user_token)
         ticket = self._memory.create_ticket(tenant, session, reason, contact)
         log.info("hand-off ticket %s opened", ticket.id, extra={"labels": {"session_id": session.id}})
         if self._settings.handoff_webhook_url:
@@ -275,6 +310,19 @@ class ChatService:
         session = self._memory.get_session(tenant, session_id)
         if session is None:
             raise NotFound("no such session (it may have expired)")
+        return session
+
+    def _owned_session(self, tenant: str, session_id: str, user_token: str | None):
+        """The live session, if the caller may see it: an anonymous session by its (unguessable) id, a signed
+        user's session only with that user's valid token. Another user's valid token is answered as if the
+        session did not exist, as /v1/chat starts a new session rather than resume it."""
+        user_id = self._user_of(user_token)  # a bad token is refused whoever owns the session
+        session = self._live_session(tenant, session_id)
+        if session.user_id is not None:
+            if user_id is None:
+                raise UserTokenRequired()
+            if user_id != session.user_id:
+                raise NotFound("no such session (it may have expired)")
         return session
 
     def _post_webhook(self, ticket) -> None:
@@ -303,8 +351,15 @@ class _Outcome:
 
 def _enforce(decision, what: str) -> None:
     if not decision.allowed:
-        raise RateLimited(f"too many messages from {what}; try again in {decision.retry_after} s",
+        raise RateLimited(f"too many {what}; try again in {decision.retry_after} s",
                           retry_after=decision.retry_after)
+
+
+def check_storable(name: str, value) -> None:
+    """BadRequest naming the field when a string holds what PostgreSQL or Firestore cannot store (NUL, a lone
+    UTF-16 surrogate); checked before any store sees it (an unencodable query once poisoned a database connection)."""
+    if isinstance(value, str) and _UNSTORABLE.search(value):
+        raise BadRequest(f"{name} contains a character that cannot be stored (NUL or an unpaired UTF-16 surrogate)")
 
 
 def _asks_for_human(message: str) -> bool:
@@ -338,7 +393,7 @@ def _citation(number: int, source: Source, document) -> Citation:
     snippet = " ".join(_MARKUP.sub(" ", best).split())
     if len(snippet) > SNIPPET_CHARS:
         snippet = snippet[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
-    return Citation(number=number, title=source.title, url=document.url or document.source_uri,
+    return Citation(number=number, title=source.title, url=citation_url(document.url, document.source_uri),
                     source=document.source_uri, snippet=snippet, document_id=document.document_id)
 
 

@@ -8,6 +8,7 @@
       gemini.GeminiRewriter          Gemini, falling back to the rules on any trouble
     gemini.GeminiSummarizer          shared.memory's Summarizer port, falling back to ExtractiveSummarizer
     citations.CitationFilter         drops invented [n] from a stream; records which sources were cited
+    links.LinkFilter                 drops links that are neither a source's page nor named by the policies
     prompt                           the prompts (rules, policies, numbered sources, conversation)
 
 `create_answerer(settings)`, `create_rewriter(settings)` and `create_summarizer(settings)` pick Gemini when

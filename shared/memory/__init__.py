@@ -2,7 +2,7 @@
 
     store.MemoryStore       sessions, messages (buffer window, transcript), rolling summary, a signed user's
                             long-term history, feedback, hand-off tickets, coverage gaps
-    ratelimit.RateLimiter   fixed-window counters (Increment, no transactions)
+    ratelimit.RateLimiter   sliding-window counters (Increment, no transactions), the limit passed per call
     policies.PolicyStore    the tenant's editable business policies, cached per instance
     summary.Summarizer      port that folds messages into a summary; ExtractiveSummarizer is the offline default
     signing                 signed user ids from host sites (verify_user_token, sign_user_id)
@@ -18,6 +18,7 @@ from shared.memory.ratelimit import RateLimiter
 from shared.memory.signing import (
     InvalidUserToken,
     UserTokenExpired,
+    UserTokenRequired,
     UserTokensDisabled,
     sign_user_id,
     verify_user_token,
@@ -28,5 +29,6 @@ from shared.memory.summary import ExtractiveSummarizer, Summarizer
 __all__ = [
     "ExtractiveSummarizer", "FirestoreConnection", "Gap", "HistoryItem", "InvalidUserToken", "MemoryStore",
     "MemoryUnavailable", "Message", "PolicyStore", "RateDecision", "RateLimiter", "Session", "Summarizer", "Ticket",
-    "Turn", "UserTokenExpired", "UserTokensDisabled", "normalize_question", "sign_user_id", "verify_user_token",
+    "Turn", "UserTokenExpired", "UserTokenRequired", "UserTokensDisabled", "normalize_question", "sign_user_id",
+    "verify_user_token",
 ]

@@ -1,10 +1,18 @@
-"""The instance's Firestore client, created on first use, and the translation of Firestore failures into our error
-tree: unavailable, throttled or timed-out calls become `MemoryUnavailable` (503, retryable); anything else (a
-permission or index problem) is a bug or a misconfiguration and propagates as it is."""
+"""The instance's Firestore client, created on first use, the deadlines of its calls, and the translation of Firestore
+failures into our error tree: unavailable, throttled or timed-out calls become `MemoryUnavailable` (503, retryable);
+anything else (a permission or index problem) is a bug or a misconfiguration and propagates as it is.
+
+Deadlines. The client library's own defaults retry a call for 60-300 s, so a Firestore outage held each chat request
+for a minute. Every call of the stores passes `connection.reads` or `connection.writes` instead: one attempt may take
+FIRESTORE_TIMEOUT_SECONDS, and failed attempts are retried with backoff only while FIRESTORE_RETRY_SECONDS have not
+passed, so a call gives up after about their sum. Reads are retried on the errors the library retries them on;
+writes only on UNAVAILABLE and RESOURCE_EXHAUSTED (as the library does: a write that timed out may have landed, and
+resending a `create` would fail, an `Increment` count twice)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,15 +27,45 @@ class MemoryUnavailable(TransientError):
 
 
 class FirestoreConnection:
-    """A lazily created `google.cloud.firestore.Client`, shared by the memory stores of one instance.
+    """A lazily created `google.cloud.firestore.Client`, shared by the memory stores of one instance, and the
+    `retry`/`timeout` keyword arguments every call passes (`reads`, `writes`).
 
     FIRESTORE_EMULATOR_HOST (read by the client library itself) points it at the emulator without credentials."""
 
-    def __init__(self, project: str, database: str = "(default)"):
+    def __init__(self, project: str, database: str = "(default)", *, timeout_seconds: float = 2.0,
+                 retry_seconds: float = 3.0):
+        if timeout_seconds <= 0 or retry_seconds < 0:
+            raise ValueError("timeout_seconds must be positive and retry_seconds at least 0")
         self._project = project
         self._database = database
+        self.timeout_seconds = timeout_seconds
+        self.retry_seconds = retry_seconds
         self._client = None
         self._lock = threading.Lock()
+
+    @functools.cached_property
+    def reads(self) -> dict:
+        """`retry=` and `timeout=` for a read (get, query stream)."""
+        from google.api_core import exceptions
+
+        return self._options((exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
+                              exceptions.InternalServerError, exceptions.TooManyRequests))
+
+    @functools.cached_property
+    def writes(self) -> dict:
+        """`retry=` and `timeout=` for a write (set, create, update, batch commit)."""
+        from google.api_core import exceptions
+
+        return self._options((exceptions.ServiceUnavailable, exceptions.TooManyRequests))
+
+    def _options(self, retryable: tuple[type[Exception], ...]) -> dict:
+        from google.api_core.retry import Retry, if_exception_type
+
+        # A float timeout is the library's TimeToDeadlineTimeout: the first attempt gets `timeout_seconds`, and a
+        # retry once that much has passed gets it afresh (never less than 1 s), so each attempt is bounded by it.
+        retry = Retry(predicate=if_exception_type(*retryable), initial=0.1, maximum=1.0, multiplier=2.0,
+                      timeout=self.retry_seconds)
+        return {"retry": retry if self.retry_seconds > 0 else None, "timeout": self.timeout_seconds}
 
     @property
     def client(self):

@@ -44,6 +44,7 @@ class PolicyStore:
 
     def _read(self, tenant: str) -> str:
         with firestore_errors("read the policies"):
-            snapshot = self._connection.client.document("tenants", tenant, "config", "policies").get()
+            snapshot = self._connection.client.document("tenants", tenant, "config", "policies").get(
+                **self._connection.reads)
         text = (snapshot.to_dict() or {}).get("text", "")
         return text if isinstance(text, str) else ""

@@ -13,7 +13,8 @@ the widget can tell an expired token, which it may refresh, from one that will n
 
     InvalidUserToken       invalid_user_token     malformed, or the signature does not match
     ├── UserTokenExpired   user_token_expired     validly signed but past its expiry
-    └── UserTokensDisabled user_tokens_disabled   this deployment has no secret, so no token can be checked
+    ├── UserTokensDisabled user_tokens_disabled   this deployment has no secret, so no token can be checked
+    └── UserTokenRequired  user_token_required    a signed user's conversation was asked for without a token
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ class UserTokensDisabled(InvalidUserToken):
     """Signed user ids are disabled on this deployment (USER_TOKEN_SECRET is empty)."""
 
     public_message = "signed user ids are not enabled on this site; send no user_token"
+
+
+class UserTokenRequired(InvalidUserToken):
+    """The conversation belongs to a signed user: reading it or acting on it needs that user's token."""
+
+    public_message = "this conversation belongs to a signed-in user; send their user token"
 
 
 def _signature(user_id: str, expires: str, secret: str) -> str:

@@ -91,14 +91,19 @@ class MemoryStore:
 
     @classmethod
     def from_settings(cls, settings) -> MemoryStore:
-        """The store configured by SESSION_TTL_SECONDS, SUMMARY_EVERY_TURNS, RATE_LIMIT_* and POLICY_CACHE_SECONDS."""
-        connection = FirestoreConnection(settings.project, settings.firestore_database)
+        """The store configured by FIRESTORE_*, SESSION_TTL_SECONDS, SUMMARY_EVERY_TURNS, RATE_LIMIT_* and
+        POLICY_CACHE_SECONDS."""
+        connection = FirestoreConnection(settings.project, settings.firestore_database,
+                                         timeout_seconds=settings.firestore_timeout_seconds,
+                                         retry_seconds=settings.firestore_retry_seconds)
         return cls(
             connection,
             session_ttl_seconds=settings.session_ttl_seconds,
             summary_every_turns=settings.summary_every_turns,
             rate_limiter=RateLimiter(connection, session_per_minute=settings.rate_limit_session_per_minute,
-                                     client_per_minute=settings.rate_limit_client_per_minute),
+                                     client_per_minute=settings.rate_limit_client_per_minute,
+                                     handoff_per_hour=settings.rate_limit_handoff_per_hour,
+                                     feedback_per_minute=settings.rate_limit_feedback_per_minute),
             policies=PolicyStore(connection, ttl_seconds=settings.policy_cache_seconds),
         )
 
@@ -110,7 +115,7 @@ class MemoryStore:
         if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
             return None
         with firestore_errors("read a session"):
-            snapshot = self._session_ref(tenant, session_id).get()
+            snapshot = self._session_ref(tenant, session_id).get(**self._connection.reads)
         if not snapshot.exists:
             return None
         session = _session_from(tenant, snapshot.id, snapshot.to_dict())
@@ -138,7 +143,7 @@ class MemoryStore:
             self._session_ref(tenant, session.id).create({
                 "created_at": now, "updated_at": now, "expires_at": session.expires_at, "user_id": user_id,
                 "summary": "", "summarized_through": 0, "turn_count": 0,
-            })
+            }, **self._connection.writes)
         return session
 
     # --- turns and messages ----------------------------------------------------------------------------------------
@@ -175,7 +180,7 @@ class MemoryStore:
         batch.update(session_ref, {"turn_count": Increment(1), "updated_at": now, "expires_at": expires_at})
         try:
             with firestore_errors("save a turn"):
-                results = batch.commit()
+                results = batch.commit(**self._connection.writes)
         except exceptions.NotFound:  # deleted by the TTL policy since it was read
             raise NotFound("session expired", public_message="session expired; start a new one") from None
         session.turn_count = results[-1].transform_results[0].integer_value
@@ -203,7 +208,7 @@ class MemoryStore:
     def _live_messages(self, query) -> list[Message]:
         now = self._now()
         with firestore_errors("read messages"):
-            snapshots = list(query.stream())
+            snapshots = list(query.stream(**self._connection.reads))
         messages = []
         for snapshot in snapshots:
             data = snapshot.to_dict()
@@ -225,7 +230,7 @@ class MemoryStore:
             return False  # not due by the caller's counts (append_turn sets turn_count): no read on most turns
         ref = self._session_ref(session.tenant, session.id)
         with firestore_errors("read a session"):
-            snapshot = ref.get()
+            snapshot = ref.get(**self._connection.reads)
         if not snapshot.exists:
             return False
         current = _session_from(session.tenant, session.id, snapshot.to_dict())
@@ -240,7 +245,7 @@ class MemoryStore:
         try:
             with firestore_errors("save a summary"):
                 ref.update({"summary": summary, "summarized_through": current.turn_count},
-                           option=client.write_option(last_update_time=snapshot.update_time))
+                           option=client.write_option(last_update_time=snapshot.update_time), **self._connection.writes)
         except exceptions.FailedPrecondition:
             return False  # a turn landed meanwhile; the next call summarizes it too
         session.summary, session.summarized_through = summary, current.turn_count
@@ -254,7 +259,7 @@ class MemoryStore:
         if n <= 0:
             return []
         with firestore_errors("read a user's history"):
-            snapshot = self._user_ref(tenant, user_id).get()
+            snapshot = self._user_ref(tenant, user_id).get(**self._connection.reads)
         history = (snapshot.to_dict() or {}).get("history", [])
         return [HistoryItem(question=h["question"], answer=h["answer"], at=as_datetime(h["at"]))
                 for h in history[-n:]]
@@ -262,10 +267,11 @@ class MemoryStore:
     def _remember(self, tenant: str, user_id: str, question: str, answer: str, at: datetime) -> None:
         ref = self._user_ref(tenant, user_id)
         with firestore_errors("update a user's history"):
-            history = (ref.get().to_dict() or {}).get("history", [])
+            history = (ref.get(**self._connection.reads).to_dict() or {}).get("history", [])
             history.append({"question": _clip(question, HISTORY_QUESTION_CHARS),
                             "answer": _clip(answer, HISTORY_ANSWER_CHARS), "at": at})
-            ref.set({"tenant": tenant, "user_id": user_id, "history": history[-HISTORY_SIZE:], "updated_at": at})
+            ref.set({"tenant": tenant, "user_id": user_id, "history": history[-HISTORY_SIZE:], "updated_at": at},
+                    **self._connection.writes)
 
     # --- feedback, hand-off tickets, coverage gaps -----------------------------------------------------------------
 
@@ -286,13 +292,13 @@ class MemoryStore:
         client = self._connection.client
         answer_ref = self._session_ref(tenant, session_id).collection("messages").document(f"{turn_id}-a")
         with firestore_errors("record feedback"):
-            answer = answer_ref.get()
+            answer = answer_ref.get(**self._connection.reads)
             if not answer.exists or answer.get("expires_at") <= self._now():
                 raise not_found
             client.document("tenants", tenant, "feedback", turn_id).set({
                 "session_id": session_id, "turn_id": turn_id, "rating": rating, "reason": reason,
                 "updated_at": self._now(),
-            })
+            }, **self._connection.writes)
 
     def create_ticket(self, tenant: str, session: Session, reason: str, contact: str | None = None) -> Ticket:
         """Open a hand-off ticket carrying the session's transcript (the newest part, if it is too large)."""
@@ -314,7 +320,7 @@ class MemoryStore:
                 "status": ticket.status, "created_at": ticket.created_at,
                 "transcript": [{"id": m.id, **_message_data(m)} for m in transcript],
                 "transcript_truncated": truncated,
-            })
+            }, **self._connection.writes)
         return ticket
 
     def record_gap(self, tenant: str, question: str, session_id: str | None = None,
@@ -332,7 +338,7 @@ class MemoryStore:
                 "normalized": normalized, "question": _clip(question.strip(), GAP_QUESTION_CHARS),
                 "count": Increment(1), "last_seen": self._now(), "last_session_id": session_id,
                 "top_score": None if top_score is None else float(top_score),
-            }, merge=True)
+            }, merge=True, **self._connection.writes)
 
     def list_gaps(self, tenant: str, limit: int = 20) -> list[Gap]:
         """The most frequently unanswered questions of the tenant, most frequent first."""
@@ -342,7 +348,7 @@ class MemoryStore:
         query = (self._connection.client.collection("tenants").document(tenant).collection("coverage_gaps")
                  .order_by("count", direction=Query.DESCENDING).limit(limit))
         with firestore_errors("list coverage gaps"):
-            snapshots = list(query.stream())
+            snapshots = list(query.stream(**self._connection.reads))
         return [Gap(normalized=d["normalized"], question=d["question"], count=d["count"],
                     last_seen=as_datetime(d["last_seen"]), top_score=d.get("top_score"),
                     last_session_id=d.get("last_session_id"))

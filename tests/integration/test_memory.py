@@ -246,18 +246,37 @@ def test_user_history_keeps_the_last_twenty_pairs(store):
 
 # --- rate limits --------------------------------------------------------------------------------------------------
 
-def test_rate_limiter_allows_the_limit_then_refuses_until_the_next_window(connection, clock):
+def test_rate_limiter_allows_the_limit_then_refuses_for_a_sliding_window(connection, clock):
     limiter = RateLimiter(connection, now=clock)
     clock.at = datetime(2026, 11, 22, 9, 0, 15, tzinfo=UTC)  # 15 s into a minute window
     decisions = [limiter.hit("session:acme:s1", 3, 60) for _ in range(3)]
     assert [(d.allowed, d.remaining) for d in decisions] == [(True, 2), (True, 1), (True, 0)]
     refused = limiter.hit("session:acme:s1", 3, 60)
-    assert (refused.allowed, refused.remaining, refused.retry_after) == (False, 0, 45)
+    # 4 hits counted (the refused one too); the next is allowed once 4 × (share of the minute left) + 1 <= 3,
+    # half-way into the next window: 45 s + 30 s.
+    assert (refused.allowed, refused.remaining, refused.retry_after) == (False, 0, 75)
     assert limiter.hit("session:acme:s2", 3, 60).allowed  # keys are independent
-    clock.advance(seconds=45)
+    clock.advance(seconds=45)  # the next window begins: the last one still weighs in full
+    assert not limiter.hit("session:acme:s1", 3, 60).allowed
+    clock.advance(seconds=45)  # 45 s into it: 4 × 0.25 + 2 = 3
+    assert limiter.hit("session:acme:s1", 3, 60) == RateDecision(allowed=True, remaining=0, retry_after=0)
+    clock.advance(seconds=120)  # two windows later nothing weighs any more
     assert limiter.hit("session:acme:s1", 3, 60) == RateDecision(allowed=True, remaining=2, retry_after=0)
     docs = list(connection.client.collection("ratelimits").stream())
-    assert len(docs) == 3 and all(d.id.split("_")[0].isalnum() and "expires_at" in d.to_dict() for d in docs)
+    assert len(docs) == 4 and all(d.id.split("_")[0].isalnum() and "expires_at" in d.to_dict() for d in docs)
+
+
+def test_twice_the_limit_across_a_window_boundary_no_longer_passes(connection, clock):
+    """The fixed window let `limit` hits at the end of one minute and `limit` more at the start of the next."""
+    limiter = RateLimiter(connection, now=clock)
+    clock.at = datetime(2026, 11, 22, 9, 0, 55, tzinfo=UTC)
+    early = [limiter.hit("client:acme:203.0.113.7", 10, 60).allowed for _ in range(10)]
+    clock.advance(seconds=10)  # 5 s into the next minute
+    late = [limiter.hit("client:acme:203.0.113.7", 10, 60).allowed for _ in range(10)]
+    assert all(early)
+    assert sum(late) <= 1  # 10 × 55/60 of the last minute still counts
+    refused = limiter.hit("client:acme:203.0.113.7", 10, 60)
+    assert not refused.allowed and 1 <= refused.retry_after <= 120
 
 
 def test_rate_limiter_counts_concurrent_hits_exactly(connection, clock):
@@ -275,6 +294,17 @@ def test_configured_limits_per_session_and_client(connection, clock):
     assert limiter.hit_session("acme", "s1").allowed and not limiter.hit_session("acme", "s1").allowed
     assert limiter.hit_client("acme", "ip").allowed and limiter.hit_client("acme", "ip").allowed
     assert not limiter.hit_client("acme", "ip").allowed
+
+
+def test_each_call_may_pass_its_own_limit(connection, clock):
+    """A tenant's own limits are passed per call; the settings are only the defaults."""
+    limiter = RateLimiter(connection, client_per_minute=1, handoff_per_hour=1, feedback_per_minute=1, now=clock)
+    assert [limiter.hit_client("big", "ip", limit=3).allowed for _ in range(4)] == [True, True, True, False]
+    assert [limiter.hit_client("small", "ip").allowed for _ in range(2)] == [True, False]
+    assert [limiter.hit_handoff("acme", "ip").allowed for _ in range(2)] == [True, False]
+    assert limiter.hit_handoff("acme", "ip").retry_after > 60  # an hour's window
+    assert [limiter.hit_feedback("acme", "ip", limit=2).allowed for _ in range(3)] == [True, True, False]
+    assert limiter.hit_session("acme", "\ud800").allowed  # a key is hashed, never stored: any text has one
 
 
 # --- feedback, tickets, gaps --------------------------------------------------------------------------------------
@@ -392,6 +422,73 @@ def test_policies_fall_back_to_the_last_text_read_when_firestore_is_down(firesto
     assert policies.get("acme") == "Be kind."
     with pytest.raises(MemoryUnavailable):
         policies.get("other")
+
+
+class Blackhole:
+    """A TCP listener that accepts connections and never answers: Firestore as an outage looks to a client."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.socket.getsockname()[1]}"
+        self.accepted = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.socket.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self):
+        self.socket.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def blackhole(monkeypatch):
+    hole = Blackhole()
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", hole.host)
+    yield hole
+    hole.close()
+
+
+@pytest.mark.parametrize("call", ["get_session", "create_session", "rate_limit", "policies"])
+def test_a_firestore_that_never_answers_fails_fast(blackhole, clock, call):
+    """Today's client library retries each call for 60-300 s; every call now gives up within its deadline."""
+    import time
+
+    connection = FirestoreConnection(PROJECT, timeout_seconds=1.0, retry_seconds=1.0)
+    store = MemoryStore(connection, now=clock, rate_limiter=RateLimiter(connection, now=clock),
+                        policies=PolicyStore(connection))
+    calls = {
+        "get_session": lambda: store.get_session("acme", "A" * 22),
+        "create_session": lambda: store.get_or_create_session("acme"),
+        "rate_limit": lambda: store.rate_limiter.hit_client("acme", "203.0.113.7"),
+        "policies": lambda: store.policies.get("acme"),
+    }
+    began = time.monotonic()
+    with pytest.raises(MemoryUnavailable):
+        calls[call]()
+    assert time.monotonic() - began < 8
+    assert blackhole.accepted, "the client did reach the silent listener"
+
+
+def test_the_deadlines_come_from_settings(monkeypatch):
+    from shared.config import Settings
+
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u@h/d", "FIRESTORE_TIMEOUT_SECONDS": "1.5",
+                                  "FIRESTORE_RETRY_SECONDS": "0"}).validate()
+    connection = MemoryStore.from_settings(settings)._connection
+    assert connection.reads == {"retry": None, "timeout": 1.5} and connection.writes["timeout"] == 1.5
+    retrying = FirestoreConnection(PROJECT, timeout_seconds=2, retry_seconds=3)
+    assert retrying.reads["retry"].timeout == 3 and retrying.reads["timeout"] == 2
 
 
 def test_services_build_the_store_from_settings(firestore_db, monkeypatch):

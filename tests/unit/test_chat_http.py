@@ -52,6 +52,7 @@ class FakeChatService:
         self.fail = fail  # raised by session_view, feedback and handoff
         self.requests: list[ChatRequest] = []
         self.calls: list[tuple] = []
+        self.options: list[dict] = []  # the keyword arguments of each call, in order
         self.trace_in_turn: str | None = None
         self.gate_timed_out = False
         self.finished = threading.Event()
@@ -78,19 +79,24 @@ class FakeChatService:
         finally:
             self.finished.set()
 
-    def session_view(self, tenant: str, session_id: str) -> dict:
+    def session_view(self, tenant: str, session_id: str, *, user_token: str | None = None) -> dict:
         self.calls.append(("session_view", tenant, session_id))
+        self.options.append({"user_token": user_token})
         if self.fail:
             raise self.fail
         return {"session_id": session_id, "expires_at": "2026-11-23T10:00:00Z", "messages": []}
 
-    def feedback(self, tenant: str, session_id: str, turn_id: str, rating: str, reason: str | None) -> None:
+    def feedback(self, tenant: str, session_id: str, turn_id: str, rating: str, reason: str | None, *,
+                 user_token: str | None = None, client_id: str = "") -> None:
         self.calls.append(("feedback", tenant, session_id, turn_id, rating, reason))
+        self.options.append({"user_token": user_token, "client_id": client_id})
         if self.fail:
             raise self.fail
 
-    def handoff(self, tenant: str, session_id: str, reason: str, contact: str | None) -> dict:
+    def handoff(self, tenant: str, session_id: str, reason: str, contact: str | None, *,
+                user_token: str | None = None, client_id: str = "") -> dict:
         self.calls.append(("handoff", tenant, session_id, reason, contact))
+        self.options.append({"user_token": user_token, "client_id": client_id})
         if self.fail:
             raise self.fail
         return {"ticket_id": "ticket-1", "status": "open"}
@@ -171,7 +177,13 @@ def test_health(client, path):
 def test_unknown_path_is_a_json_404(client, path):
     response = client.get(path)
     assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    assert error_of(response) == {"code": "not_found", "message": "no such route"}
+
+
+@pytest.mark.parametrize("path", ["/<script>alert(1)</script>", "/v1/%3Cimg%20src=x%3E", "/favicon.ico"])
+def test_a_404_never_echoes_the_request_path(client, path):
+    body = client.get(path).get_data(as_text=True)
+    assert "script" not in body and "img" not in body and "favicon" not in body and "no such route" in body
 
 
 @pytest.mark.parametrize("method, path, allow", [
@@ -477,7 +489,7 @@ def test_preflight(client, path):
     assert response.get_data() == b"" and "Content-Type" not in response.headers
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert response.headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
-    assert response.headers["Access-Control-Allow-Headers"] == "Content-Type, Accept"
+    assert response.headers["Access-Control-Allow-Headers"] == "Content-Type, Accept, X-User-Token"
     assert response.headers["Access-Control-Max-Age"] == "600"
     assert response.headers["Vary"] == "Origin"
     assert "OPTIONS" in response.headers["Allow"]
@@ -730,3 +742,105 @@ def test_citation_snippets_drop_markdown_but_keep_underscores_inside_names(text,
                            vector_score=1.0, keyword_score=1.0, chunks=(chunk,), best_chunk_id="d#0")
     source = Source(number=1, title="T", text=text, url="", document_id="d")
     assert _citation(1, source, document).snippet == snippet
+
+
+# --- hostile input: no 5xx, nothing unstorable gets past the edge -----------------------------------------------------
+def test_json_nested_thousands_deep_is_a_400_not_a_500(client, use, configure):
+    configure(CHAT_MAX_BODY_BYTES="16384")  # the default: 10,000 brackets fit
+    fake = use(FakeChatService())
+    for path in ("/v1/chat", "/v1/feedback", "/v1/handoff"):
+        deep = b'{"message": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+        response = client.post(path, data=deep, content_type="application/json")
+        assert response.status_code == 400, path
+        assert error_of(response)["message"] == "the body is nested too deeply"
+    assert fake.requests == [] and fake.calls == []
+
+
+UNSTORABLE = ["refund \ud800", "a\x00b", "\udfff", "x\udbff"]
+
+
+@pytest.mark.parametrize("text", UNSTORABLE)
+@pytest.mark.parametrize("path, body, field", [
+    ("/v1/chat", {}, "message"),
+    ("/v1/chat", {"message": "hi"}, "session_id"),
+    ("/v1/chat", {"message": "hi"}, "user_token"),
+    ("/v1/feedback", {"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up"}, "session_id"),
+    ("/v1/feedback", {"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up"}, "turn_id"),
+    ("/v1/feedback", {"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up"}, "reason"),
+    ("/v1/feedback", {"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up"}, "user_token"),
+    ("/v1/handoff", {"session_id": "s" * 16}, "session_id"),
+    ("/v1/handoff", {"session_id": "s" * 16}, "reason"),
+    ("/v1/handoff", {"session_id": "s" * 16}, "contact"),
+    ("/v1/handoff", {"session_id": "s" * 16}, "user_token"),
+])
+def test_text_no_store_can_hold_is_a_400_naming_the_field(client, use, path, body, field, text):
+    fake = use(FakeChatService())
+    # json.dumps writes a lone surrogate as the escape "\ud800": valid JSON, as a browser or curl would send it.
+    response = client.post(path, data=json.dumps({**body, field: text}), content_type="application/json")
+    assert response.status_code == 400
+    assert error_of(response)["message"].startswith(f"{field} contains a character that cannot be stored")
+    assert fake.requests == [] and fake.calls == []
+
+
+def test_unstorable_text_in_the_session_path_is_a_400(client, use):
+    fake = use(FakeChatService())
+    response = client.get("/v1/sessions/session%00-0123456789")
+    assert response.status_code == 400 and error_of(response)["message"].startswith("session_id contains")
+    # The bytes of a surrogate in a path are not UTF-8: they arrive as U+FFFD (storable, and no id of ours).
+    client.get("/v1/sessions/x%ED%A0%80y")
+    assert [c[2] for c in fake.calls] == ["x\ufffd\ufffd\ufffdy"]
+
+
+def test_a_valid_surrogate_pair_is_ordinary_text(client, use):
+    fake = use(FakeChatService())
+    chat(client, {"message": "refund \U0001F600", "session_id": "session-0123456789"}).get_data()
+    assert fake.requests[0].message == "refund \U0001F600"
+
+
+# --- who is calling: X-Forwarded-For and TRUSTED_PROXY_HOPS -----------------------------------------------------------
+@pytest.mark.parametrize("hops, forwarded, peer, expected", [
+    ("1", None, "198.51.100.9", "198.51.100.9"),
+    ("1", "203.0.113.7", "10.0.0.1", "203.0.113.7"),  # Cloud Functions' front end: the caller's address, appended
+    ("1", "6.6.6.6, 203.0.113.7", "10.0.0.1", "203.0.113.7"),  # what the client wrote before it is not trusted
+    ("2", "6.6.6.6, 203.0.113.7, 34.1.2.3", "10.0.0.1", "203.0.113.7"),  # behind a load balancer
+    ("2", "203.0.113.7", "10.0.0.1", "203.0.113.7"),  # fewer entries than hops: all came from trusted proxies
+    ("0", "6.6.6.6, 7.7.7.7", "198.51.100.9", "198.51.100.9"),  # no proxy (make dev): the header is ignored
+    ("1", "6.6.6.6, not-an-address", "198.51.100.9", "198.51.100.9"),
+    ("1", "203.0.113.7:4711", "10.0.0.1", "203.0.113.7"),
+    ("1", "2001:db8:1:2:aaaa::1", "10.0.0.1", "2001:db8:1:2::/64"),  # one subscriber's /64 is one client
+    ("1", "[2001:db8:1:2:bbbb::9]:443", "10.0.0.1", "2001:db8:1:2::/64"),
+    ("1", "::ffff:203.0.113.7", "10.0.0.1", "203.0.113.7"),
+])
+def test_the_client_address_trusts_only_the_configured_proxy_hops(client, use, configure, hops, forwarded, peer,
+                                                                  expected):
+    configure(TRUSTED_PROXY_HOPS=hops)
+    fake = use(FakeChatService())
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    chat(client, headers=headers, environ_base={"REMOTE_ADDR": peer}).get_data()
+    assert fake.requests[0].client_id == expected
+
+
+def test_a_rotating_forwarded_prefix_does_not_change_the_client(client, use):
+    fake = use(FakeChatService())
+    for n in range(20):
+        chat(client, headers={"X-Forwarded-For": f"10.0.0.{n}, 203.0.113.7"}).get_data()
+    assert {r.client_id for r in fake.requests} == {"203.0.113.7"}
+
+
+def test_feedback_and_handoff_pass_the_client_address_and_user_token(client, use):
+    fake = use(FakeChatService())
+    client.post("/v1/feedback", json={"session_id": "s" * 16, "turn_id": "t" * 8, "rating": "up",
+                                      "user_token": "u.1.f"}, headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.7"})
+    client.post("/v1/handoff", json={"session_id": "s" * 16, "user_token": "u.1.h"},
+                environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    client.get("/v1/sessions/" + "s" * 16, headers={"X-User-Token": "u.1.g"})
+    client.get("/v1/sessions/" + "s" * 16)
+    assert fake.options == [{"user_token": "u.1.f", "client_id": "203.0.113.7"},
+                            {"user_token": "u.1.h", "client_id": "198.51.100.9"},
+                            {"user_token": "u.1.g"}, {"user_token": None}]
+
+
+def test_json_mode_503s_carry_retry_after(client, use):
+    use(FakeChatService([SessionEvent("s" * 16, "t" * 8), ErrorEvent("memory_unavailable", "try again")]))
+    response = chat(client, headers={"Accept": "application/json"})
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1

@@ -343,3 +343,62 @@ def test_sse_parser_handles_any_chunking(rendered):
     assert sse["chars"] == EXPECTED_EVENTS
     bad = [i for i, events in enumerate(sse["splits"]) if events != EXPECTED_EVENTS]
     assert not bad, f"split at {bad[:5]} gave {sse['splits'][bad[0]]}"
+
+
+# --- a signed user's token travels with every call that needs it (under node, fetch recorded) ------------------------
+TOKEN_HARNESS = r"""
+const fs = require("fs"), vm = require("vm");
+const calls = [];
+const saved = JSON.stringify({session_id: "s-1", saved_at: Date.now()});
+const registry = new Map();
+const context = {
+  URL, console, JSON, Date, Number, String, Array, Object, Promise,
+  HTMLElement: class {},
+  customElements: { get: (n) => registry.get(n), define: (n, c) => registry.set(n, c) },
+  location: { origin: "https://host.example", href: "https://host.example/" },
+  localStorage: { getItem: () => saved, setItem() {}, removeItem() {} },
+  sessionStorage: { getItem: () => null, setItem() {}, removeItem() {} },
+  fetch: async (url, init) => {
+    calls.push({url, headers: (init && init.headers) || {}, body: init && init.body ? JSON.parse(init.body) : null});
+    return { ok: true, status: 200, json: async () => ({session_id: "s-1", messages: []}) };
+  },
+  document: { currentScript: null, readyState: "loading", baseURI: "https://host.example/", addEventListener() {},
+              querySelector: () => null },
+};
+context.window = context;
+vm.createContext(context);
+vm.runInContext(fs.readFileSync(process.argv[2], "utf8"), context);
+const proto = registry.get("support-chat").prototype;
+const options = JSON.parse(process.argv[3]);
+const widget = Object.assign(Object.create(proto), {
+  gen: 0, getAttribute: (name) => options[name] || null, setBusy() {}, forget() {}, scrollDown() {},
+});
+// Own values shadow the getters (the script's host, the storage key).
+Object.defineProperty(widget, "base", {value: "https://chat.example"});
+Object.defineProperty(widget, "key", {value: "k"});
+(async () => {
+  await proto.resume.call(widget);
+  await proto.post.call(widget, "/v1/handoff", {session_id: "s-1"});
+  await proto.post.call(widget, "/v1/feedback", {session_id: "s-1", turn_id: "t-1", rating: "up"});
+  process.stdout.write(JSON.stringify(calls));
+})();
+"""
+
+
+@pytest.mark.parametrize("options, token", [({"user-token": "user-42.1900000000." + "a" * 64}, True), ({}, False)])
+def test_a_signed_users_token_goes_with_the_session_hand_off_and_feedback_calls(tmp_path, options, token):
+    node = shutil.which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    harness = tmp_path / "token.js"
+    harness.write_text(TOKEN_HARNESS)
+    result = subprocess.run([node, str(harness), str(WIDGET), json.dumps(options)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    session, handoff, feedback = json.loads(result.stdout)
+    value = options.get("user-token")
+    assert session["url"] == "https://chat.example/v1/sessions/s-1"  # never in the URL
+    assert session["headers"].get("X-User-Token") == value
+    assert handoff["url"].endswith("/v1/handoff") and handoff["body"].get("user_token") == value
+    assert feedback["url"].endswith("/v1/feedback") and feedback["body"].get("user_token") == value
+    assert ("user_token" in handoff["body"]) is token

@@ -18,7 +18,8 @@
  *   mode           launcher | inline             default: launcher
  *   site-key       the site's public key (`site_key`), from `python -m infra.tenants add`; it names the tenant
  *                  default: none (a deployment without a tenant registry needs none)
- *   user-token     signed user id (`user_token`) default: none
+ *   user-token     signed user id (`user_token`) default: none (sent with every question, hand-off and vote, and
+ *                  as the X-User-Token header when a saved conversation is read back: a signed user's needs it)
  *   session-ttl    seconds a saved conversation is resumed for; match SESSION_TTL_SECONDS   default: 86400
  * The script appends one <support-chat> to <body> unless its data-mode is "inline" or the page already has a
  * <support-chat> element when the document has been parsed.
@@ -715,8 +716,11 @@ background:var(--p);color:var(--op)}
       const siteKey = this.opt("site-key");
       this.setBusy(true);
       try {
+        const token = this.opt("user-token");
+        // A signed user's conversation is read with their token, in a header: never in the URL (logs, history).
         const res = await fetch(this.base + "/v1/sessions/" + encodeURIComponent(saved.session_id) +
-                                (siteKey ? "?site_key=" + encodeURIComponent(siteKey) : ""), {credentials: "omit"});
+                                (siteKey ? "?site_key=" + encodeURIComponent(siteKey) : ""),
+                                {credentials: "omit", headers: token ? {"X-User-Token": token} : {}});
         if (gen !== this.gen) return;
         if (res.status === 404) return this.forget(); // expired or unknown: start afresh
         const data = res.ok ? await res.json() : null; // other failures: keep the session, skip the history
@@ -1095,6 +1099,7 @@ background:var(--p);color:var(--op)}
     /** POST a JSON body; {ok, status, data, message} where message is the server's 4xx explanation. */
     async post(path, body) {
       body.site_key = this.opt("site-key") || undefined;
+      body.user_token = this.opt("user-token") || undefined; // a signed user's session needs their token
       try {
         const res = await fetch(this.base + path, {method: "POST", credentials: "omit", body: JSON.stringify(body),
                                                    headers: {"Content-Type": "application/json"}});
