@@ -243,9 +243,12 @@ def firestore(tmp_path_factory):
 
 
 @pytest.fixture
-def firestore_db(firestore, monkeypatch):
-    """The emulator emptied for one test, with FIRESTORE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT pointing at it."""
+def firestore_db(firestore, tasks, monkeypatch):
+    """The emulator emptied for one test, with FIRESTORE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT pointing at it. The
+    project of the stack's settings is emptied too: make_stack takes GOOGLE_CLOUD_PROJECT from the tasks emulator
+    (its queue path names it), so a chat started there keeps its sessions and rate-limit counters under that one."""
     firestore.reset()
+    firestore.reset(project=tasks.project)
     for key, value in firestore.env().items():
         monkeypatch.setenv(key, value)
     yield firestore

@@ -91,10 +91,11 @@ class FirestoreEmulator:
         """The emulator's processes (empty when stopped), e.g. to check that nothing survives stop()."""
         return self._process.pids() if self._process else set()
 
-    def reset(self) -> None:
-        """Delete every document of the project (the emulator's own reset endpoint)."""
+    def reset(self, project: str | None = None) -> None:
+        """Delete every document of the project (default: this emulator's; the emulator's own reset endpoint)."""
         request = urllib.request.Request(
-            f"http://{self.host}/emulator/v1/projects/{self.project}/databases/(default)/documents", method="DELETE"
+            f"http://{self.host}/emulator/v1/projects/{project or self.project}/databases/(default)/documents",
+            method="DELETE",
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()

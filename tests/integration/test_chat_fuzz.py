@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, Phase, settings
 
 from tests.conftest import FunctionServer
 from tests.integration.test_chat import ROOT
-from tests.integration.test_chat_hardening import reset_chat_memory
 
 # Generated requests per operation (about 300 in all: under a minute here, stack included); CHAT_FUZZ_EXAMPLES=500
 # for a deeper run by hand.
@@ -40,7 +39,6 @@ def chat_url(make_stack, firestore_db):
     # Limits high enough that the pass explores the API rather than its 429s (which the contract allows anyway).
     stack = make_stack(RATE_LIMIT_CLIENT_PER_MINUTE=100000, RATE_LIMIT_SESSION_PER_MINUTE=100000,
                        RATE_LIMIT_HANDOFF_PER_HOUR=100000, RATE_LIMIT_FEEDBACK_PER_MINUTE=100000)
-    reset_chat_memory(firestore_db)
     for name in DOCUMENTS:
         stack.upload(name, (ROOT / "infra" / "sample_kb" / name).read_bytes())
     for name in DOCUMENTS:
@@ -48,7 +46,6 @@ def chat_url(make_stack, firestore_db):
     server = FunctionServer("chat")
     yield server.url
     server.stop()
-    reset_chat_memory(firestore_db)  # several hundred counted requests: leave no budget spent for later tests
 
 
 def test_the_chat_api_never_answers_5xx_and_keeps_its_contract(chat_url):

@@ -18,19 +18,6 @@ from tests.integration.test_chat import KB, ROOT, Chat, Webhook
 SECRET = "h" * 40
 
 
-def reset_chat_memory(firestore) -> None:
-    """Empty the emulator's documents of the project chat uses (the stack's GOOGLE_CLOUD_PROJECT, which is not the
-    project `firestore_db` resets): rate-limit counters of an earlier test must not count against this one."""
-    import os
-    import urllib.request
-
-    project = os.environ["GOOGLE_CLOUD_PROJECT"]
-    request = urllib.request.Request(
-        f"http://{firestore.host}/emulator/v1/projects/{project}/databases/(default)/documents", method="DELETE")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        response.read()
-
-
 @pytest.fixture
 def start_chat(make_stack, firestore_db):
     """Chat over HTTP with extra settings; `kb=True` first ingests the sample knowledge base with the local model."""
@@ -38,7 +25,6 @@ def start_chat(make_stack, firestore_db):
 
     def start(kb: bool = False, **settings) -> Chat:
         stack = make_stack(**({"EMBEDDER": "local"} if kb else {}), **settings)
-        reset_chat_memory(firestore_db)
         if kb:
             for name in KB:
                 stack.upload(name, (ROOT / "infra" / "sample_kb" / name).read_bytes())

@@ -29,10 +29,6 @@ def two_tenants(make_stack, firestore_db):
 
     def serve(**settings):
         stack = make_stack(ANSWER_MIN_CONFIDENCE="0", TENANT_CACHE_SECONDS="0", **settings)
-        # The tasks emulator's settings name their own project (GOOGLE_CLOUD_PROJECT): empty that one's Firestore.
-        project = stack.env["GOOGLE_CLOUD_PROJECT"]
-        httpx.delete(f"http://{firestore_db.host}/emulator/v1/projects/{project}/databases/(default)/documents",
-                     timeout=30).raise_for_status()
         stack.upload("vault/vault.md", ACME_DOC, metadata={"tenant": "acme"})
         stack.upload("shop/hours.md", DEFAULT_DOC)
         stack.wait_for("vault/vault.md", "ready")

@@ -87,16 +87,16 @@ class FakeChatService:
         return {"session_id": session_id, "expires_at": "2026-11-23T10:00:00Z", "messages": []}
 
     def feedback(self, tenant: str, session_id: str, turn_id: str, rating: str, reason: str | None, *,
-                 user_token: str | None = None, client_id: str = "") -> None:
+                 user_token: str | None = None, client_id: str = "", limit: int | None = None) -> None:
         self.calls.append(("feedback", tenant, session_id, turn_id, rating, reason))
-        self.options.append({"user_token": user_token, "client_id": client_id})
+        self.options.append({"user_token": user_token, "client_id": client_id, "limit": limit})
         if self.fail:
             raise self.fail
 
     def handoff(self, tenant: str, session_id: str, reason: str, contact: str | None, *,
-                user_token: str | None = None, client_id: str = "") -> dict:
+                user_token: str | None = None, client_id: str = "", limit: int | None = None) -> dict:
         self.calls.append(("handoff", tenant, session_id, reason, contact))
-        self.options.append({"user_token": user_token, "client_id": client_id})
+        self.options.append({"user_token": user_token, "client_id": client_id, "limit": limit})
         if self.fail:
             raise self.fail
         return {"ticket_id": "ticket-1", "status": "open"}
@@ -835,8 +835,9 @@ def test_feedback_and_handoff_pass_the_client_address_and_user_token(client, use
                 environ_base={"REMOTE_ADDR": "198.51.100.9"})
     client.get("/v1/sessions/" + "s" * 16, headers={"X-User-Token": "u.1.g"})
     client.get("/v1/sessions/" + "s" * 16)
-    assert fake.options == [{"user_token": "u.1.f", "client_id": "203.0.113.7"},
-                            {"user_token": "u.1.h", "client_id": "198.51.100.9"},
+    # The limits are the tenant's (single-tenant mode: RATE_LIMIT_FEEDBACK_PER_MINUTE, RATE_LIMIT_HANDOFF_PER_HOUR).
+    assert fake.options == [{"user_token": "u.1.f", "client_id": "203.0.113.7", "limit": 30},
+                            {"user_token": "u.1.h", "client_id": "198.51.100.9", "limit": 10},
                             {"user_token": "u.1.g"}, {"user_token": None}]
 
 
