@@ -202,7 +202,8 @@ def test_install_guards_an_app_once_and_makes_its_http_errors_json():
         server.install()
     assert isinstance(wrapped, server.BodyGuard) and app.wsgi_app is wrapped
     response = app.test_client().get("/only-post")
-    assert response.status_code == 405 and response.headers["Allow"] == "OPTIONS, POST"
+    assert response.status_code == 405
+    assert sorted(response.headers["Allow"].split(", ")) == ["OPTIONS", "POST"]  # werkzeug's order is a set's
     assert response.json == {"error": {"code": "method_not_allowed", "message": "method not allowed"}}
 
 
