@@ -59,7 +59,6 @@ def requeue_unfinished(db: Database, settings: Settings, include_failed: bool = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `kb status | head` ends quietly, like any Unix filter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     status = sub.add_parser("status", help="document status")
@@ -176,4 +175,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # `kb status | head` ends quietly, like any Unix filter. Only as a command: in a process that also serves HTTP
+    # (the tests call run()), a client gone mid-write must be an error, not the end of the process.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(run())
