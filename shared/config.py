@@ -130,7 +130,7 @@ class Settings:
     # --- conversation memory (Firestore) ---------------------------------------------------------------------------
     firestore_database: str = setting("FIRESTORE_DATABASE", "(default)", "Firestore database id of the chat memory.")
     firestore_timeout_seconds: float = setting(
-        "FIRESTORE_TIMEOUT_SECONDS", 2.0, "Deadline of one Firestore call attempt (sessions, messages, rate limits)."
+        "FIRESTORE_TIMEOUT_SECONDS", 3.0, "Deadline of one Firestore call attempt (sessions, messages, rate limits)."
     )
     firestore_retry_seconds: float = setting(
         "FIRESTORE_RETRY_SECONDS", 3.0, "Failed Firestore calls are retried with backoff for this long (0: never), "

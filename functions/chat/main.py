@@ -60,9 +60,11 @@ def chat(request: flask.Request) -> flask.Response:
 
 
 def health(request: flask.Request, settings: Settings) -> flask.Response:
-    """`?warm=1` also loads the embedding model and opens the database, so the first question is fast."""
+    """`?warm=1` also loads the embedding model, opens the database and Firestore's channel (a fresh client's first
+    call can take seconds, more than a request's Firestore deadline allows), so the first question is fast."""
     if request.args.get("warm"):
         services.retriever().retrieve("warm-up", settings.default_tenant)
+        services.memory_store().policies.get(settings.default_tenant)
     return flask.jsonify({"status": "ok"})
 
 

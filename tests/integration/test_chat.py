@@ -373,6 +373,7 @@ def test_the_warm_up_health_check_loads_the_model_before_the_first_question(chat
     response = chat.get("/healthz?warm=1")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
     assert services.retriever().vector._embedder._model is not None  # the question embedder chat uses
+    assert services.memory_store().connection._client is not None  # Firestore's channel is open too
 
 
 def test_a_signed_users_earlier_questions_reach_the_model_in_a_new_session(make_chat, gemini):

@@ -160,7 +160,7 @@ def test_a_firestore_outage_fails_fast_with_503_and_retry_after(start_chat):
     """Each request used to hang 39-60 s before its 503 (8 users filled an instance), JSON mode without Retry-After."""
     hole = Blackhole()
     try:
-        chat = start_chat(FIRESTORE_EMULATOR_HOST=hole.host)  # the defaults: 2 s per attempt, 3 s of retries
+        chat = start_chat(FIRESTORE_EMULATOR_HOST=hole.host)  # the defaults: 3 s per attempt, 3 s of retries
         calls = [
             lambda: chat.post("/v1/chat", {"message": "How long does a refund take?"},
                               headers={"Accept": "application/json"}),
