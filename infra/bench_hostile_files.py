@@ -6,10 +6,10 @@
 
 Each file is built here (small uploads that expand: zip bombs, page trees, many elements, many chunks, text
 PostgreSQL cannot store), written to a temporary folder, and parsed in a fresh Python process of its own, so that
-the process's peak resident memory (`ru_maxrss`) is that file's alone. Per file it prints the outcome (`accepted`
-with the chunk count, or the error ingest records), the wall time of parsing plus counting chunks, the peak RSS
-and its growth over the process's baseline, and the peak of Python allocations (tracemalloc; it does not see
-libxml2's or zlib's own buffers, RSS does). A file still running after `--timeout` seconds is stopped and shown
+the process's peak resident memory (VmHWM) is that file's alone. Per file it prints the outcome (`accepted` with
+the chunk count, or the error ingest records), the wall time of parsing plus counting chunks (the format's libraries
+imported beforehand), the peak RSS and its growth over the process's baseline, and the peak of Python allocations
+(tracemalloc, which slows allocation-heavy code down and does not see libxml2's or zlib's own buffers; RSS does). A file still running after `--timeout` seconds is stopped and shown
 as such.
 
 The builders are also what the tests use (tests/unit/test_parser_bounds.py), so the figures and the regression
@@ -285,6 +285,32 @@ def markdown_many_lines(lines: int = 900_000) -> bytes:
     return b"# List\n\n" + b"- a\n" * lines
 
 
+def markdown_emphasis(pairs: int = 990_000) -> bytes:
+    """One 4 MB line of "*a* ": a million inline tokens (14 s and 430 MiB per megabyte before)."""
+    return b"*a* " * pairs
+
+
+def markdown_raw_html(tags: int = 400_000) -> bytes:
+    """One raw HTML block of 400,000 tags: a single markdown-it token, a tree of 400,000 tags for BeautifulSoup."""
+    return b"<div>\n" + b"<p>x</p>" * tags + b"\n</div>\n"
+
+
+def markdown_manual(sections: int = 1_600) -> bytes:
+    """Not hostile, for comparison: a 1.6 MB manual of 1,600 sections of prose, 1,762 chunks: within every bound."""
+    import random
+
+    rng = random.Random(3)
+    words = ("account billing invoice refund plan upgrade seat admin password reset token webhook retry export "
+             "report calendar booking reminder timezone integration permission audit domain").split()
+    out = ["# Administrator manual\n"]
+    for n in range(sections):
+        out.append(f"\n## Topic {n}: {rng.choice(words)} {rng.choice(words)}\n\n")
+        for _ in range(3):
+            sentence = " ".join(rng.choice(words) for _ in range(rng.randint(8, 20)))
+            out.append(f"{sentence.capitalize()}. " * rng.randint(2, 4) + "\n\n")
+    return "".join(out).encode()
+
+
 def text_huge(chars: int = 19_000_000) -> bytes:
     """Plain text just under MAX_FILE_BYTES: far more characters than a document may have."""
     sentence = b"Refunds reach the card within five to ten business days. "
@@ -326,27 +352,40 @@ FILES: dict[str, tuple[str, Callable[[], bytes]]] = {
     "pdf-flate-bomb": ("flate.pdf", pdf_flate_bomb),
     "html-15mb": ("big.html", html_many_elements),
     "markdown-many-lines": ("list.md", markdown_many_lines),
+    "markdown-emphasis": ("emphasis.md", markdown_emphasis),
+    "markdown-raw-html": ("raw.md", markdown_raw_html),
     "text-huge": ("huge.txt", text_huge),
     "csv-many-rows": ("faq.csv", csv_many_rows),
     "json-many-items": ("faq.json", json_many_items),
     "json-deep": ("deep.json", json_deep),
     "json-surrogate": ("faq.json", lambda: FAQ_WITH_SURROGATE),
+    "markdown-manual": ("manual.md", markdown_manual),
 }
 
 # Run in the child process: parse the file the way ingest does and report. `prepare_document` is the ingest step
 # (parse, clean, bound, count chunks); code from before it existed is measured as parse + chunk, its equivalent.
 _CHILD = r"""
-import json, resource, sys, time, tracemalloc
+import json, sys, time, tracemalloc
 path, name = sys.argv[1], sys.argv[2]
 data = open(path, "rb").read()
+
+
+def status(key):  # this process image's own figures (ru_maxrss would include the parent's, kept across exec)
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+
+
 from shared.config import Settings
 settings = Settings.from_env({"DATABASE_URL": "postgresql://bench@127.0.0.1/none"})
-import shared.ingest.parsers, shared.ingest.chunker  # imported before measuring: the libraries are not the file
+import shared.ingest.chunker
+from shared.ingest.parsers import _parser, detect_format
+_parser(detect_format(name))  # the format's libraries are imported before measuring: they are not the file's cost
 try:
     from shared.ingest.pipeline import prepare_document
 except ImportError:
     prepare_document = None
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+baseline = status("VmRSS")
 tracemalloc.start()
 started = time.perf_counter()
 try:
@@ -363,9 +402,9 @@ except Exception as exc:
     outcome = f"{type(exc).__name__}: {exc}"
 seconds = time.perf_counter() - started
 _, traced = tracemalloc.get_traced_memory()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"outcome": outcome, "seconds": seconds, "rss_mib": peak / 1024,
-                  "rss_growth_mib": (peak - baseline) / 1024, "traced_mib": traced / 2**20}))
+peak = status("VmHWM")
+print(json.dumps({"outcome": outcome, "seconds": seconds, "rss_mib": peak, "rss_growth_mib": peak - baseline,
+                  "traced_mib": traced / 2**20}))
 """
 
 

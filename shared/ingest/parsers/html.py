@@ -43,10 +43,7 @@ _START_TAG = re.compile(r"<[A-Za-z]")
 
 def parse(data: bytes, filename: str, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
     markup = decode_text(data)
-    if markup.count("<") > limits.max_elements:  # a cheaper upper bound first
-        tags = sum(1 for _ in _START_TAG.finditer(markup))
-        if tags > limits.max_elements:
-            raise limits.too_many_elements("the HTML file", "tags", tags)
+    check_tag_count(markup, limits, "the HTML file")
     soup = _soup(markup)
     page_title = _collapse(soup.title.get_text()) if soup.title else ""
     _drop_boilerplate(soup)
@@ -55,6 +52,14 @@ def parse(data: bytes, filename: str, limits: ParseLimits = ParseLimits()) -> Pa
     walker.walk(root)
     walker.flush()
     return ParsedDocument(title=_html_title(page_title, walker.blocks), blocks=walker.blocks)
+
+
+def check_tag_count(markup: str, limits: ParseLimits, what: str) -> None:
+    """Refuse markup with more start tags than MAX_DOCUMENT_ELEMENTS before BeautifulSoup builds any."""
+    if markup.count("<") > limits.max_elements:  # a cheaper upper bound first
+        tags = sum(1 for _ in _START_TAG.finditer(markup))
+        if tags > limits.max_elements:
+            raise limits.too_many_elements(what, "tags", tags)
 
 
 def _soup(markup: str) -> BeautifulSoup:

@@ -3,13 +3,15 @@ memory, instead of costing an instance.
 
     bound (setting)                      checked, as early and as cheaply as possible
     expanded bytes (MAX_EXPANDED_BYTES)  DOCX: the zip directory's uncompressed sizes (in total, per XML part, and
-                                         each member's compression ratio), before anything is decompressed;
+                                         each member's compression ratio) before anything is decompressed, then
+                                         each member inflated in pieces against its declared size;
                                          PDF: each content stream's decoded size (pypdf's own limits) and the
                                          decoded page contents together, page by page
     pages (MAX_PDF_PAGES)                the page tree's declared /Count, then the tree as it is walked
-    elements (MAX_DOCUMENT_ELEMENTS)     DOCX paragraphs and table cells, HTML tags, Markdown and text lines, CSV
-                                         rows, JSON values, PDF text operations, blocks: counted before the slow
-                                         part of a parser wherever a cheap count exists, else while reading
+    elements (MAX_DOCUMENT_ELEMENTS)     DOCX paragraphs and table cells, HTML tags (in Markdown too), Markdown
+                                         and text lines, Markdown syntax tokens, CSV rows, JSON values, PDF text
+                                         operations, blocks: counted before the slow part of a parser wherever a
+                                         cheap count exists, else while reading
     characters (MAX_DOCUMENT_CHARS)      the decoded text of text formats before parsing; PDF and DOCX text while
                                          it is extracted; every document's blocks after parsing
 
@@ -26,10 +28,10 @@ from dataclasses import dataclass
 
 from shared.errors import CorruptFile, DocumentTooLarge
 
-# A zip member that inflates more than this many times over is a zip bomb, not an office document: Word's own XML
-# parts compress about 10-30:1, and even a long table of identical rows stays under 100:1. Small members (under
-# 1 MiB inflated) may compress as well as they like.
-MAX_COMPRESSION_RATIO = 200
+# A zip member that inflates more than this many times over is a zip bomb, not an office document: Word's XML parts
+# compress about 10-30:1, python-docx's output for a long table of identical cells about 200:1, and deflate cannot
+# exceed about 1,030:1 (the 300 MB bomb: 1,011:1). Small members (under 1 MiB inflated) are not checked.
+MAX_COMPRESSION_RATIO = 500
 _RATIO_CHECKED_ABOVE = 1 << 20
 # An FAQ sheet is two or three levels deep; JSON nested deeper than this is not one.
 MAX_JSON_DEPTH = 32

@@ -17,7 +17,7 @@ from shared.ingest.parsers.common import (
     _table_blocks,
     decode_text,
 )
-from shared.ingest.parsers.html import _html_fragment_blocks
+from shared.ingest.parsers.html import _html_fragment_blocks, check_tag_count
 from shared.ingest.parsers.limits import Budget, ParseLimits, check_text_size
 from shared.models import Block, ParsedDocument
 
@@ -29,6 +29,7 @@ def parse(data: bytes, filename: str, limits: ParseLimits = ParseLimits()) -> Pa
     text = decode_text(data)
     # Lines bound the tokens markdown-it makes (a few per line) and the blocks; characters bound the rest.
     check_text_size(text, limits, "the Markdown file")
+    check_tag_count(text, limits, "the Markdown file")  # raw HTML in Markdown goes to BeautifulSoup
     meta, body = split_front_matter(text)
     # A line of "*a* *a* ..." is a million inline tokens (14 s and 430 MiB for one megabyte): markdown-it counts
     # its tokens into the budget as it makes them (_count_block_step, _count_inline_step).
