@@ -76,7 +76,7 @@ class Settings:
     )
     max_document_elements: int = setting(
         "MAX_DOCUMENT_ELEMENTS", 100_000, "Elements a file may hold: DOCX paragraphs and table cells, HTML tags, "
-        "Markdown tokens, lines of text, CSV rows, JSON values, blocks (PDF: 20 text operations each)."
+        "Markdown tokens, lines of text, CSV rows, JSON values, blocks (PDF: 20 content operations each)."
     )
     max_expanded_bytes: int = setting(
         "MAX_EXPANDED_BYTES", 100 * 1024 * 1024, "Bytes a compressed file may expand to: a DOCX's parts unzipped "

@@ -197,7 +197,7 @@ def test_pdf_characters_and_operations_are_counted_as_extracted():
     error, _ = refused(hostile.pdf_text(lines), "text.pdf", ParseLimits(max_chars=300))
     assert "more than 300 characters of text" in str(error)
     error, _ = refused(hostile.pdf_text(lines), "text.pdf", ParseLimits(max_elements=2))
-    assert "more than 40 text operations; the limit is 40 (20 x MAX_DOCUMENT_ELEMENTS)" in str(error)
+    assert "more than 40 content operations; the limit is 40 (20 x MAX_DOCUMENT_ELEMENTS)" in str(error)
 
 
 def test_pdf_bound_passed_inside_a_form_xobject_is_not_swallowed_by_pypdf():

@@ -2,7 +2,7 @@
 
 Bounded as it is read: pages by the page tree's declared /Count before the tree is walked, and by pypdf's own
 page-tree limit while it is; each stream's decompression by pypdf's output limits (set per parse, a quarter of
-MAX_EXPANDED_BYTES); the decoded page contents together, page by page; and the text operations and extracted
+MAX_EXPANDED_BYTES); the decoded page contents together, page by page; and the content operations and extracted
 characters through pypdf's visitors, as they happen."""
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ class _PdfLine:
     bold: bool
 
 
-# Content stream operations one page-tree element of MAX_DOCUMENT_ELEMENTS stands for: a page of text is a few
-# thousand operations (moves, fonts, strings), so the default allows two million (a few seconds of pypdf).
+# One element of MAX_DOCUMENT_ELEMENTS stands for this many content stream operations: a page of text is a few
+# thousand (moves, fonts, strings), so the default allows two million (a few seconds of pypdf).
 _OPERATIONS_PER_ELEMENT = 20
 
 
@@ -83,7 +83,7 @@ def _parse(data: bytes, limits: ParseLimits) -> ParsedDocument:
         raise limits.too_many_pages(len(pages))
     if not pages:
         raise CorruptFile("the PDF has no pages")
-    budget = Budget(limits, "the PDF", kind="text operations", scale=_OPERATIONS_PER_ELEMENT)
+    budget = Budget(limits, "the PDF", kind="content operations", scale=_OPERATIONS_PER_ELEMENT)
     decoded = 0
     page_lines = []
     for number, page in enumerate(pages):
