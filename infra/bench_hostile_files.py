@@ -9,8 +9,8 @@ PostgreSQL cannot store), written to a temporary folder, and parsed in a fresh P
 the process's peak resident memory (VmHWM) is that file's alone. Per file it prints the outcome (`accepted` with
 the chunk count, or the error ingest records), the wall time of parsing plus counting chunks (the format's libraries
 imported beforehand), the peak RSS and its growth over the process's baseline, and the peak of Python allocations
-(tracemalloc, which slows allocation-heavy code down and does not see libxml2's or zlib's own buffers; RSS does). A file still running after `--timeout` seconds is stopped and shown
-as such.
+(tracemalloc, which slows allocation-heavy code down and does not see libxml2's or zlib's own buffers; RSS does).
+A file still running after `--timeout` seconds is stopped and shown with the RSS it had reached.
 
 The builders are also what the tests use (tests/unit/test_parser_bounds.py), so the figures and the regression
 tests speak of the same files.
