@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval coldstart clean
+.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval bench-hostile coldstart clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt requirements-local.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ gaps: setup  ## questions the local assistant could not answer (coverage gaps)
 
 bench-ingest: setup
 	$(BIN)/python -m infra.bench_ingest $(ARGS)
+
+bench-hostile: setup  ## what each hostile file (zip bombs, page trees, many elements) costs to parse
+	$(BIN)/python -m infra.bench_hostile_files $(ARGS)
 
 bench-retrieval: setup  ## retrieval quality and latency on ../shared/eval/support-mix (dev queries)
 	$(BIN)/python -m infra.bench_retrieval ../shared/eval/support-mix --queries queries.dev.jsonl --qrels qrels.dev.tsv $(ARGS)

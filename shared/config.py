@@ -71,6 +71,23 @@ class Settings:
     chunk_max_tokens: int = setting("CHUNK_MAX_TOKENS", 256, "Upper bound of a chunk's size in tokens.")
     chunk_overlap_tokens: int = setting("CHUNK_OVERLAP_TOKENS", 32, "Tokens repeated from the previous chunk of the "
                                         "same section.")
+    max_chunks_per_document: int = setting(
+        "MAX_CHUNKS_PER_DOCUMENT", 2000, "A file that makes more chunks is recorded as failed (split it): bounds what "
+        "one document costs embed and how long it holds the queue."
+    )
+    max_document_chars: int = setting(
+        "MAX_DOCUMENT_CHARS", 4_000_000, "Characters of text a file may parse into; more is recorded as failed "
+        "(raise it with MAX_CHUNKS_PER_DOCUMENT or CHUNK_MAX_TOKENS)."
+    )
+    max_document_elements: int = setting(
+        "MAX_DOCUMENT_ELEMENTS", 100_000, "Elements a file may hold: DOCX paragraphs and table cells, HTML tags, "
+        "Markdown tokens, lines of text, CSV rows, JSON values, blocks (PDF: 20 content operations each)."
+    )
+    max_expanded_bytes: int = setting(
+        "MAX_EXPANDED_BYTES", 100 * 1024 * 1024, "Bytes a compressed file may expand to: a DOCX's parts unzipped "
+        "(each XML part a quarter of it), a PDF's decoded page contents (each stream a quarter of it)."
+    )
+    max_pdf_pages: int = setting("MAX_PDF_PAGES", 2000, "Pages a PDF may have.")
 
     reconcile_max_deletes: int = setting(
         "RECONCILE_MAX_DELETES", 25, "Most documents one reconciliation deletes because their object is gone from the "
@@ -246,6 +263,10 @@ class Settings:
             raise ConfigurationError("CHUNK_MAX_TOKENS must be between 16 and 8192")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_max_tokens // 2:
             raise ConfigurationError("CHUNK_OVERLAP_TOKENS must be at least 0 and under half of CHUNK_MAX_TOKENS")
+        if min(self.max_chunks_per_document, self.max_document_chars, self.max_document_elements,
+               self.max_expanded_bytes, self.max_pdf_pages) < 1:
+            raise ConfigurationError("MAX_CHUNKS_PER_DOCUMENT, MAX_DOCUMENT_CHARS, MAX_DOCUMENT_ELEMENTS, "
+                                     "MAX_EXPANDED_BYTES and MAX_PDF_PAGES must be at least 1")
         # --- conversation memory (Firestore) ---
         if not self.firestore_database:
             raise ConfigurationError("set FIRESTORE_DATABASE to the Firestore database id, e.g. (default)")

@@ -7,6 +7,11 @@ Identity is derived, never random, so every step is safe to repeat:
 
 Work on one document is serialised by a PostgreSQL advisory lock (`document_lock`), so an embed task and a delete or
 a newer version's task never interleave their writes to the vector index.
+
+When PostgreSQL refuses a document's data itself (SQLSTATE class 22, data exception, or 54, program limit exceeded:
+text it cannot store, a tsvector or index row too large), the writes raise `RejectedByDatabase`, a DocumentRejected:
+retrying cannot help, so ingest and embed record the version as failed with the server's reason and acknowledge.
+Every other database error (connection trouble, serialization failures, deadlocks, shutdowns) propagates unchanged.
 """
 
 from __future__ import annotations
@@ -18,9 +23,40 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+import pg8000.dbapi
+
 from shared.db import Database
-from shared.errors import TransientError
+from shared.errors import RejectedByDatabase, TransientError
 from shared.models import Block, Chunk
+
+
+# SQLSTATE classes about the data itself, which no retry changes: 22 data exception (22P02 invalid text
+# representation, 22021 character not in repertoire, 22P05 untranslatable character, 22003 numeric value out of
+# range, ...) and 54 program limit exceeded (54000: a tsvector over 1 MB, an index row over a third of a page).
+# Not 40001/40P01 (serialization failure, deadlock), 57P01 (shutdown), 53 (resources), 08 (connection): transient.
+_PERMANENT_SQLSTATE_CLASSES = ("22", "54")
+
+
+@contextlib.contextmanager
+def _refused(what: str):
+    """Turn PostgreSQL's refusal of this data into RejectedByDatabase; let everything else through as it is.
+
+    Wraps the whole transaction, so the database layer has seen (and cleaned up after) the original error first.
+    """
+    try:
+        yield
+    except pg8000.dbapi.DatabaseError as exc:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+        code = str(error.get("C", ""))
+        if code[:2] not in _PERMANENT_SQLSTATE_CLASSES:
+            raise
+        detail = str(error.get("D", ""))[:300]
+        reason = str(error.get("M", "error")) + (f" ({detail})" if detail else "")
+        raise RejectedByDatabase(f"PostgreSQL refused {what}: {reason} [SQLSTATE {code}]. Fix or remove that "
+                                 "content and upload the file again") from exc
+    except UnicodeEncodeError as exc:  # a lone surrogate: not text, so not even sent
+        raise RejectedByDatabase(f"{what} contains text that has no UTF-8 encoding ({exc.reason} at position "
+                                 f"{exc.start}); fix or remove that content and upload the file again") from exc
 
 
 def document_id(tenant: str, source_uri: str) -> str:
@@ -157,7 +193,7 @@ class DocumentStore:
     # -- the ingest side --------------------------------------------------------------------------------------------
     def record_event(self, event_id: str, event_type: str, tenant: str, source_uri: str, generation: int,
                      outcome: str, detail: str = "", doc_id: str | None = None, ver_id: str | None = None) -> None:
-        with self._db.transaction() as cur:
+        with _refused("the event record"), self._db.transaction() as cur:
             cur.execute(
                 "INSERT INTO ingest_events (event_id, event_type, tenant, source_uri, generation, outcome, detail, "
                 "document_id, version_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -168,9 +204,10 @@ class DocumentStore:
                        generation: int, content_hash: str, content_type: str, size_bytes: int,
                        blocks: list[Block] | None, status: str, error: str | None = None,
                        timings: dict | None = None) -> Version:
-        """Upsert the document and insert its version (a no-op if the version exists); make it the latest."""
+        """Upsert the document and insert its version (a no-op if the version exists); make it the latest.
+        Raises RejectedByDatabase when PostgreSQL refuses the data (nothing is written then)."""
         ver_id = version_id(doc_id, content_hash)
-        with self._db.transaction() as cur:
+        with _refused("the document"), self._db.transaction() as cur:
             cur.execute(
                 "INSERT INTO documents (id, tenant, source_uri, url, title, topic, generation) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s) "
@@ -200,7 +237,7 @@ class DocumentStore:
                         "WHERE id = %s", (generation, doc_id))
 
     def set_status(self, ver_id: str, status: str, error: str | None = None, **timings) -> None:
-        with self._db.transaction() as cur:
+        with _refused("the status"), self._db.transaction() as cur:
             cur.execute(
                 "UPDATE document_versions SET status = %s, error = %s, timings = timings || %s::jsonb, "
                 "updated_at = now() WHERE id = %s",
@@ -217,8 +254,9 @@ class DocumentStore:
 
     def replace_chunks(self, doc: Document, version: Version, chunks: list[Chunk], embedded: int,
                        timings: dict) -> None:
-        """Make `version` the live one: its chunks replace every chunk of the document, atomically."""
-        with self._db.transaction() as cur:
+        """Make `version` the live one: its chunks replace every chunk of the document, atomically.
+        Raises RejectedByDatabase when PostgreSQL refuses the chunks (nothing changes then)."""
+        with _refused("the document's chunks"), self._db.transaction() as cur:
             cur.execute("DELETE FROM chunks WHERE document_id = %s", (doc.id,))
             for start in range(0, len(chunks), 200):
                 batch = chunks[start : start + 200]

@@ -13,7 +13,10 @@
     │   ├── UnsupportedFile
     │   ├── CorruptFile
     │   ├── EmptyDocument
-    │   └── FileTooLarge
+    │   ├── FileTooLarge          more bytes than MAX_FILE_BYTES
+    │   ├── DocumentTooLarge      small on disk, too much once expanded (unzipped, pages, elements, characters,
+    │   │                         chunks): the message names the bound and says to split the file
+    │   └── RejectedByDatabase    PostgreSQL refused the document's data itself (SQLSTATE class 22 or 54)
     └── TransientError            503  retryable: the event/task should be delivered again
         ├── DatabaseUnavailable
         ├── QueueUnavailable
@@ -110,6 +113,14 @@ class EmptyDocument(DocumentRejected):
 
 
 class FileTooLarge(DocumentRejected):
+    pass
+
+
+class DocumentTooLarge(DocumentRejected):
+    pass
+
+
+class RejectedByDatabase(DocumentRejected):
     pass
 
 

@@ -2,12 +2,16 @@
 
     finalized(object) -> drop if too old / already seen / stale / a folder placeholder
                       -> download the generation -> hash -> unchanged? done
-                      -> parse (or record failed with the reason) -> record version -> enqueue named task
+                      -> prepare: parse within the parse limits, text cleaned, chunks counted against
+                         MAX_CHUNKS_PER_DOCUMENT (or record failed with the reason)
+                      -> record version -> enqueue named task
     deleted(object)   -> stale if the object still exists at a newer generation (an overwrite, which GCS also
                          reports as a delete of the old generation) -> delete vectors, chunks, versions
 
-Permanent trouble (unsupported, corrupt, empty, oversized) is recorded and acknowledged; transient trouble (database,
-storage or queue unavailable) raises a TransientError so Eventarc delivers the event again.
+Permanent trouble (unsupported, corrupt, empty, oversized on disk or once expanded, data PostgreSQL refuses) is
+recorded and acknowledged; transient trouble (database, storage or queue unavailable) raises a TransientError so
+Eventarc delivers the event again. Text from object metadata is cleaned like parsed text (clean_text, clean_title):
+nothing PostgreSQL or Firestore cannot store reaches them.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.documents import DocumentStore, document_id, vector_ids
-from shared.errors import BadRequest, DocumentRejected, FileTooLarge
-from shared.ingest.parsers import parse_document
+from shared.errors import BadRequest, DocumentRejected, DocumentTooLarge, FileTooLarge, RejectedByDatabase
+from shared.ingest.chunker import chunk_document
+from shared.ingest.parsers import ParseLimits, clean_text, clean_title, parse_document
 from shared.logs import bind
-from shared.models import content_hash
+from shared.models import ParsedDocument, content_hash
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,15 @@ class StorageObject:
             size = int(data.get("size") or 0)
         except (TypeError, ValueError):
             raise BadRequest("event data has a non-numeric generation or size") from None
+        if not isinstance(data["name"], str) or clean_text(data["name"]) != data["name"]:
+            # GCS names are UTF-8 without NUL: this event did not come from a bucket.
+            raise BadRequest("event data has an object name with characters that cannot be stored")
         return cls(bucket=data["bucket"], name=data["name"], generation=generation, size=size,
-                   content_type=data.get("contentType") or "", metadata=dict(data.get("metadata") or {}))
+                   content_type=_text(data.get("contentType")), metadata=dict(data.get("metadata") or {}))
+
+    def metadata_text(self, key: str) -> str:
+        """A custom metadata value as text we can store ("" when absent or not a string)."""
+        return _text(self.metadata.get(key))
 
     @property
     def source_uri(self) -> str:
@@ -63,6 +75,34 @@ class StorageObject:
     def topic(self) -> str:
         """The top-level folder names the topic: billing/refunds.md -> billing."""
         return self.name.split("/", 1)[0] if "/" in self.name else ""
+
+
+def _text(value) -> str:
+    return clean_text(value) if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    """A parsed document that is within every bound, and how many chunks embed will make of it."""
+
+    parsed: ParsedDocument
+    chunk_count: int
+
+
+def prepare_document(data: bytes, filename: str, content_type: str | None, settings,
+                     title: str = "") -> PreparedDocument:
+    """Parse within the settings' parse limits, then count the chunks embed will make: the chunker is deterministic,
+    so counting here with CHUNK_MAX_TOKENS / CHUNK_OVERLAP_TOKENS (and the `title` the version will carry, which
+    heads every chunk's path) gives embed's count. Raises DocumentRejected, DocumentTooLarge beyond a bound."""
+    parsed = parse_document(data, filename, content_type, ParseLimits.from_settings(settings))
+    if title:
+        parsed = ParsedDocument(title=title, blocks=parsed.blocks)
+    chunks = len(chunk_document(parsed, max_tokens=settings.chunk_max_tokens,
+                                overlap_tokens=settings.chunk_overlap_tokens))
+    if chunks > settings.max_chunks_per_document:
+        raise DocumentTooLarge(f"the document has {chunks:,} chunks; the limit is {settings.max_chunks_per_document:,} "
+                               "(MAX_CHUNKS_PER_DOCUMENT): split it into smaller files")
+    return PreparedDocument(parsed, chunks)
 
 
 @dataclass(frozen=True)
@@ -89,12 +129,17 @@ class IngestService:
                 event_time = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
             except ValueError:
                 raise BadRequest(f"event time {event_time!r} is not RFC 3339") from None
-        tenant = obj.metadata.get("tenant") or self._settings.default_tenant
+        tenant = str(obj.metadata.get("tenant") or self._settings.default_tenant)
         with bind(event_id=event_id, object=obj.name, generation=obj.generation):
-            outcome = self._handle(event_id, event_type, event_time, obj, tenant)
+            try:
+                outcome = self._handle(event_id, event_type, event_time, obj, tenant)
+            except RejectedByDatabase as error:  # not even the failure could be recorded on the version
+                log.error("ingest could not record %s: %s", obj.source_uri, error)
+                outcome = IngestOutcome("failed", str(error), document_id(tenant, obj.source_uri))
             if outcome.outcome != "duplicate":
-                self._store.record_event(event_id, event_type, tenant, obj.source_uri, obj.generation,
-                                         outcome.outcome, outcome.detail, outcome.document_id, outcome.version_id)
+                self._store.record_event(event_id, event_type, clean_text(tenant), obj.source_uri, obj.generation,
+                                         outcome.outcome, clean_text(outcome.detail), outcome.document_id,
+                                         outcome.version_id)
             log.info("ingest %s: %s", event_type.rsplit(".", 1)[-1], outcome.outcome,
                      extra={"labels": {"document_id": outcome.document_id or "", "outcome": outcome.outcome}})
             return outcome
@@ -123,7 +168,7 @@ class IngestService:
         if doc and doc.generation > obj.generation:
             return IngestOutcome("stale", f"a newer generation {doc.generation} was seen", doc_id)
         common = dict(doc_id=doc_id, tenant=tenant, source_uri=obj.source_uri, topic=obj.topic,
-                      url=obj.metadata.get("source_url", ""), generation=obj.generation,
+                      url=obj.metadata_text("source_url"), generation=obj.generation,
                       content_type=obj.content_type, size_bytes=obj.size)
 
         if obj.size > self._settings.max_file_bytes:
@@ -152,24 +197,27 @@ class IngestService:
                                  doc_id, latest.id)
 
         try:
-            parsed = parse_document(data, posixpath.basename(obj.name), obj.content_type)
-        except DocumentRejected as error:
+            prepared = prepare_document(data, posixpath.basename(obj.name), obj.content_type, self._settings,
+                                        title=clean_title(obj.metadata_text("title")))
+            parsed = prepared.parsed
+            parse_ms = round((time.perf_counter() - started) * 1000, 1)
+            version = self._store.record_version(**common, title=parsed.title, content_hash=digest,
+                                                 blocks=parsed.blocks, status="pending",
+                                                 timings={"parse_ms": parse_ms, "queued_at": time.time()})
+        except DocumentRejected as error:  # the file, or PostgreSQL refusing what was made of it (RejectedByDatabase)
             return self._record_failure(common, digest, obj, error)
-        parse_ms = round((time.perf_counter() - started) * 1000, 1)
-
-        version = self._store.record_version(**common, title=obj.metadata.get("title") or parsed.title,
-                                             content_hash=digest, blocks=parsed.blocks, status="pending",
-                                             timings={"parse_ms": parse_ms, "queued_at": time.time()})
         self._queue.enqueue(version.id, tenant)
         self._store.set_status(version.id, "queued")
-        return IngestOutcome("recorded", f"{len(parsed.blocks)} blocks, queued for embedding", doc_id, version.id)
+        return IngestOutcome("recorded", f"{len(parsed.blocks)} blocks, {prepared.chunk_count} chunks, queued for "
+                             "embedding", doc_id, version.id)
 
     def _record_failure(self, common: dict, digest: str, obj: StorageObject, error: DocumentRejected) -> IngestOutcome:
-        title = obj.metadata.get("title") or posixpath.basename(obj.name)
+        title = clean_title(obj.metadata_text("title") or posixpath.basename(obj.name))
+        reason = clean_text(str(error))
         version = self._store.record_version(**common, title=title, content_hash=digest, blocks=None,
-                                             status="failed", error=str(error))
-        log.warning("ingest rejected %s: %s", obj.source_uri, error)
-        return IngestOutcome("failed", str(error), common["doc_id"], version.id)
+                                             status="failed", error=reason)
+        log.warning("ingest rejected %s: %s", obj.source_uri, reason)
+        return IngestOutcome("failed", reason, common["doc_id"], version.id)
 
     # -- deleted ---------------------------------------------------------------------------------------------------
     def _delete(self, obj: StorageObject, tenant: str, doc_id: str) -> IngestOutcome:

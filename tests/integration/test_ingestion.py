@@ -3,6 +3,11 @@ PostgreSQL chunks + vectors. Real emulators, real PostgreSQL, the real entry poi
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 from cloudevents.http import CloudEvent, to_binary
 
@@ -306,3 +311,143 @@ def test_embed_health_check_can_warm_the_model(stack):
     assert stack.embed.client.get("/healthz").get_json() == {"status": "ok"}
     assert stack.embed.client.get("/healthz?warm=1").status_code == 200
     assert stack.services.embedder().calls  # the hashing test embedder was called once to warm up
+
+
+# --- Hostile files, text PostgreSQL cannot store, data PostgreSQL refuses -------------------------------------------
+
+
+def _deliveries(stack, name: str) -> list[tuple[int | None, int]]:
+    """(final status, attempts) of each finalized event of `name` the Eventarc bridge delivered."""
+    stack.storage.wait_idle()
+    return [(d.status, d.attempts) for d in stack.storage.delivered
+            if d.event.subject == f"objects/{name}" and d.event.type.endswith("finalized")]
+
+
+def test_the_issues_faq_with_a_lone_surrogate_ends_ready_cleaned(make_stack):
+    """PostgreSQL refused its blocks with 22P02 and ingest answered 500 forever; now the text is cleaned on entry."""
+    from infra.bench_hostile_files import FAQ_WITH_SURROGATE
+
+    stack = make_stack()
+    stack.upload("faq/billing-faq.json", FAQ_WITH_SURROGATE, content_type="application/json",
+                 metadata={"source_url": "https://help.example.test/faq\x00"})
+    row = stack.wait_for("faq/billing-faq.json", "ready", "failed")
+
+    assert row["status"] == "ready", row["error"]
+    assert row["title"] == "Billing FAQ \ufffd"
+    contents = [c["content"] for c in stack.chunks("faq/billing-faq.json")]
+    assert contents == ["Five to ten business days \ufffd after approval.", "Under Billing > Invoices."]
+    with stack.services.database().transaction() as cur:
+        cur.execute("SELECT DISTINCT url FROM chunks")
+        assert [r[0] for r in cur.fetchall()] == ["https://help.example.test/faq"]
+    assert search(stack, "refund approval") == [stack.uri("faq/billing-faq.json")]
+    assert _deliveries(stack, "faq/billing-faq.json") == [(200, 1)]
+
+
+def _hostile(name):
+    from infra import bench_hostile_files as hostile
+
+    return {"empty.docx": hostile.docx_empty_paragraphs, "bomb.docx": hostile.docx_xml_bomb,
+            "pages.pdf": hostile.pdf_page_tree_bomb, "big.html": hostile.html_many_elements}[name]()
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("empty.docx", "inflates 646 times over"),  # 3.5 KB; ~140 s of ingest CPU before
+    ("bomb.docx", "inflates 1,011 times over"),  # 311 KB, 300 MB of XML; 93 -> 995 MiB of ingest memory before
+    ("pages.pdf", "has 1,000,000 pages; the limit is 2,000 (MAX_PDF_PAGES)"),  # 12 KB
+    ("big.html", "tags; the limit is 100,000 (MAX_DOCUMENT_ELEMENTS)"),  # 15.7 MB; 13,219 chunks before
+])
+def test_hostile_files_are_failed_with_the_bound_and_acknowledged(make_stack, name, reason):
+    stack = make_stack()
+    stack.upload("billing/refunds.md", GUIDE)
+    stack.upload(f"hostile/{name}", _hostile(name), content_type="application/octet-stream")
+    row = stack.wait_for(f"hostile/{name}", "failed", "ready", timeout=60)
+    stack.wait_for("billing/refunds.md", "ready")
+
+    assert row["status"] == "failed" and reason in row["error"], row["error"]
+    assert "split it into smaller files" in row["error"]
+    assert stack.chunks(f"hostile/{name}") == []
+    assert _deliveries(stack, f"hostile/{name}") == [(200, 1)]
+
+
+def test_a_document_over_the_chunk_limit_is_failed_at_ingest_and_never_queued(make_stack):
+    stack = make_stack(CHUNK_MAX_TOKENS=40, CHUNK_OVERLAP_TOKENS=8, MAX_CHUNKS_PER_DOCUMENT=6)
+    sections = "".join(f"\n## Step {n}\n\nOpen the billing page and choose invoice number {n} to download it.\n"
+                       for n in range(12))
+    stack.upload("guides/long.md", "# Long guide\n" + sections)
+    stack.upload("guides/short.md", "# Short guide\n" + sections[: len(sections) // 2])
+    long_row = stack.wait_for("guides/long.md", "failed", "ready")
+    short_row = stack.wait_for("guides/short.md", "ready", "failed")
+
+    assert long_row["status"] == "failed"
+    chunks = int(re.search(r"the document has (\d+) chunks; the limit is 6 \(MAX_CHUNKS_PER_DOCUMENT\): split it "
+                           r"into smaller files$", long_row["error"]).group(1))
+    assert chunks > 6
+    [version] = stack.versions("guides/long.md")
+    assert version["attempts"] == 0 and version["chunk_count"] is None  # embed never saw it
+    assert stack.chunks("guides/long.md") == []
+    # The count at ingest is embed's count: a document at the limit or under it is indexed with that many chunks.
+    assert short_row["status"] == "ready" and short_row["chunk_count"] <= 6
+
+    # What `make status` runs.
+    listed = subprocess.run([sys.executable, "-m", "infra.kb", "status", "--status", "failed"], env={**os.environ},
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "gs://knowledge/guides/long.md" in listed and "(MAX_CHUNKS_PER_DOCUMENT): split it" in listed
+
+
+def test_a_file_at_the_chunk_limit_is_indexed_with_exactly_that_many_chunks(make_stack):
+    from shared.config import Settings
+    from shared.ingest.pipeline import prepare_document
+
+    text = "# Guide\n" + "".join(f"\n## Part {n}\n\nInvoices for month {n} are under Billing.\n" for n in range(9))
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://x@h/db", "CHUNK_MAX_TOKENS": "40",
+                                  "CHUNK_OVERLAP_TOKENS": "8"})
+    expected = prepare_document(text.encode(), "guide.md", "text/markdown", settings).chunk_count
+    stack = make_stack(CHUNK_MAX_TOKENS=40, CHUNK_OVERLAP_TOKENS=8, MAX_CHUNKS_PER_DOCUMENT=expected)
+    stack.upload("guides/guide.md", text)
+    row = stack.wait_for("guides/guide.md", "ready", "failed")
+    assert row["status"] == "ready" and row["chunk_count"] == expected
+
+
+def test_data_postgresql_refuses_fails_the_document_and_ingest_acknowledges(make_stack, monkeypatch):
+    """The second line of defence, with the first (cleaning) switched off: PostgreSQL itself refuses the blocks of
+    the issue's FAQ (22P02, a lone surrogate in jsonb). Before, ingest answered 500 and the event came back every
+    1...32 s; now the version is failed with the server's reason and the event acknowledged once."""
+    import shared.ingest.parsers as parsers
+
+    monkeypatch.setattr(parsers, "clean_text", lambda text: text, raising=False)
+    stack = make_stack()
+    faq = (b'{"faqs": [{"question": "How long does a refund take?", '
+           b'"answer": "Five to ten business days \\ud800 after approval."}]}')
+    stack.upload("faq/refunds.json", faq, content_type="application/json")
+    row = stack.wait_for("faq/refunds.json", "failed", "ready", timeout=30)
+
+    assert row["status"] == "failed"
+    assert row["error"].startswith("PostgreSQL refused the document: invalid input syntax for type json "
+                                   "(Unicode low surrogate must follow a high surrogate.) [SQLSTATE 22P02]")
+    assert _deliveries(stack, "faq/refunds.json") == [(200, 1)]
+    stack.upload("billing/refunds.md", GUIDE)  # the database and its pool are fine afterwards
+    stack.wait_for("billing/refunds.md", "ready")
+
+
+def test_chunks_postgresql_refuses_fail_the_version_and_embed_acknowledges(make_stack):
+    """A real program-limit error that gets past every bound: a 2,040-letter word (a lexeme just under the
+    2,047-byte limit) in a document under a 900-character folder makes the full-text posting's index row too large
+    for its B-tree (SQLSTATE 54000). Before, embed answered 500 and Cloud Tasks retried the task."""
+    import random
+
+    rng = random.Random(7)
+    folder = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(900))
+    word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(2040))
+    stack = make_stack(CHUNK_MAX_TOKENS=1024, CHUNK_OVERLAP_TOKENS=32)
+    name = f"{folder}/keys.md"
+    stack.upload(name, f"# Signing keys\n\nThe signing key is {word} and it rotates yearly.\n")
+    row = stack.wait_for(name, "failed", "ready", timeout=30)
+
+    assert row["status"] == "failed", row
+    assert row["error"].startswith("PostgreSQL refused the document's chunks: index row size ")
+    assert "chunk_terms_lexeme_idx" in row["error"] and "[SQLSTATE 54000]" in row["error"]
+    [version] = stack.versions(name)
+    assert version["attempts"] == 1  # acknowledged: the tasks emulator did not deliver it again
+    assert stack.chunks(name) == []
+    again = stack.embed.client.post("/", json={"version_id": version["id"], "tenant": "default"})
+    assert again.status_code == 200 and again.get_json()["outcome"] == "skipped"

@@ -1,4 +1,5 @@
-"""Text helpers the format parsers share: decoding, whitespace, titles, pipe tables, list lines, short reasons."""
+"""Text helpers the format parsers share: decoding, cleaning, whitespace, titles, pipe tables, list lines, short
+reasons."""
 
 from __future__ import annotations
 
@@ -65,6 +66,42 @@ def title_from_filename(filename: str) -> str:
     words = [_ACRONYMS.get(word.lower(), word) for word in words]
     title = " ".join(words)
     return title[:1].upper() + title[1:]
+
+
+# What PostgreSQL or Firestore cannot store, or is not text at all: NUL (refused in `text` and as `\u0000` in jsonb),
+# lone UTF-16 surrogates (valid in JSON as "\ud800", but no UTF-8 encoding exists, so pg8000 and Firestore's client
+# cannot even send them), and the other C0 control characters and DEL (binary debris; vertical tab and form feed are
+# line breaks in Word and pdftotext output). Tab, newline and carriage return stay.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_LINE_BREAKS = frozenset("\x0b\x0c")
+MAX_TITLE_CHARS = 300
+
+
+def clean_text(text: str) -> str:
+    """Text that PostgreSQL (text, jsonb, tsvector) and Firestore accept: NUL and other control characters dropped
+    (vertical tab and form feed become newlines), each lone surrogate replaced by U+FFFD. Fast when clean."""
+    if not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub(_replacement, text)
+
+
+def _replacement(match: re.Match) -> str:
+    char = match.group()
+    if "\ud800" <= char <= "\udfff":
+        return "\ufffd"
+    return "\n" if char in _LINE_BREAKS else ""
+
+
+def clean_title(title: str) -> str:
+    """A title as it is stored and cited: clean text on one line, at most MAX_TITLE_CHARS (cut at a word, with an
+    ellipsis). Every chunk carries its document's title, so an unbounded one would swell every row."""
+    title = _collapse(clean_text(title))
+    if len(title) <= MAX_TITLE_CHARS:
+        return title
+    cut = title[: MAX_TITLE_CHARS - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space >= MAX_TITLE_CHARS // 2 else cut).rstrip() + "…"
+
 
 def decode_text(data: bytes) -> str:
     """Decode a text file: UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252, else Latin-1.

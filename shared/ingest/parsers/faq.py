@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from shared.errors import CorruptFile, UnsupportedFile
 from shared.ingest.parsers.common import _collapse, _collapse_lines, _normalise_newlines, decode_text
+from shared.ingest.parsers.limits import MAX_JSON_DEPTH, Budget, ParseLimits
 from shared.models import Block, ParsedDocument
 
 _QUESTION_FIELDS = ("question", "q", "title", "query")
@@ -17,24 +18,46 @@ _CATEGORY_FIELDS = ("category", "topic", "section")
 _JSON_LIST_KEYS = ("faqs", "questions", "items")
 
 
-def parse_csv(data: bytes, filename: str) -> ParsedDocument:
+def parse_csv(data: bytes, filename: str, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
     text = decode_text(data)
+    if len(text) > limits.max_chars:
+        raise limits.too_many_chars("the CSV file", len(text))
     header = text.split("\n", 1)[0]
     # The header row names the columns and rarely contains a delimiter by accident: count there.
     delimiter = max((",", ";", "\t"), key=header.count) if header else ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    budget = Budget(limits, "the CSV file", kind="rows")
+    rows = []
     try:
-        rows = list(reader)
+        for row in reader:  # counted as read: a row may span lines, so lines would overcount
+            budget.add_elements()
+            rows.append(row)
     except csv.Error as exc:
         raise CorruptFile(f"the CSV could not be read ({exc})") from exc
     return _faq_document(rows, list(reader.fieldnames or []), title="")
 
 
-def parse_json(data: bytes, filename: str) -> ParsedDocument:
+def parse_json(data: bytes, filename: str, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
+    text = decode_text(data)
+    if len(text) > limits.max_chars:
+        raise limits.too_many_chars("the JSON file", len(text))
+    # Objects and numbers are counted as the decoder makes them (strings, bounded by the characters, are not).
+    budget = Budget(limits, "the JSON file", kind="values")
+
+    def counted(make):
+        def hook(value):
+            budget.add_elements()
+            return make(value)
+        return hook
+
     try:
-        payload = json.loads(decode_text(data))
+        payload = json.loads(text, object_pairs_hook=counted(dict), parse_int=counted(int),
+                             parse_float=counted(float))
     except json.JSONDecodeError as exc:
         raise CorruptFile(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    if _depth(payload) > MAX_JSON_DEPTH:
+        raise UnsupportedFile(f"JSON is not an FAQ sheet: it is nested more than {MAX_JSON_DEPTH} levels deep "
+                              "(an FAQ sheet needs three)")
     title = ""
     items = payload
     if isinstance(payload, dict):
@@ -73,6 +96,20 @@ def _faq_document(rows: list[dict], columns: list[str], title: str) -> ParsedDoc
         current_category = category or current_category
         blocks.append(Block("faq", answer, info=question))
     return ParsedDocument(title=title, blocks=blocks)
+
+
+def _depth(value) -> int:
+    """How deeply containers nest in a decoded JSON value, without recursion (stops counting past the limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _first_field(fields: dict, aliases: tuple[str, ...]):

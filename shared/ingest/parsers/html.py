@@ -16,6 +16,7 @@ from shared.ingest.parsers.common import (
     _table_blocks,
     decode_text,
 )
+from shared.ingest.parsers.limits import ParseLimits
 from shared.models import Block, ParsedDocument
 
 try:  # lxml is faster and more forgiving than the standard library's parser; python-docx brings it along
@@ -35,10 +36,15 @@ _INLINE_TAGS = {"a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "del", "
 _BLOCK_TAGS = ["p", "div", "ul", "ol", "table", "pre", "section", "article", "blockquote", "dl", "figure",
                "h1", "h2", "h3", "h4", "h5", "h6"]
 _TITLE_SEPARATOR = re.compile(r"^\s*[|\-–—·:»]")
+# Every element begins with "<" and a letter (implied ones, like a missing <tbody>, are few): counting these is an
+# upper bound on the tags BeautifulSoup will build, at C speed, before it builds any (each costs about 1 KB).
+_START_TAG = re.compile(r"<[A-Za-z]")
 
 
-def parse(data: bytes, filename: str) -> ParsedDocument:
-    soup = _soup(decode_text(data))
+def parse(data: bytes, filename: str, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
+    markup = decode_text(data)
+    check_tag_count(markup, limits, "the HTML file")
+    soup = _soup(markup)
     page_title = _collapse(soup.title.get_text()) if soup.title else ""
     _drop_boilerplate(soup)
     root = _content_root(soup)
@@ -46,6 +52,14 @@ def parse(data: bytes, filename: str) -> ParsedDocument:
     walker.walk(root)
     walker.flush()
     return ParsedDocument(title=_html_title(page_title, walker.blocks), blocks=walker.blocks)
+
+
+def check_tag_count(markup: str, limits: ParseLimits, what: str) -> None:
+    """Refuse markup with more start tags than MAX_DOCUMENT_ELEMENTS before BeautifulSoup builds any."""
+    if markup.count("<") > limits.max_elements:  # a cheaper upper bound first
+        tags = sum(1 for _ in _START_TAG.finditer(markup))
+        if tags > limits.max_elements:
+            raise limits.too_many_elements(what, "tags", tags)
 
 
 def _soup(markup: str) -> BeautifulSoup:

@@ -17,16 +17,24 @@ from shared.ingest.parsers.common import (
     _table_blocks,
     decode_text,
 )
-from shared.ingest.parsers.html import _html_fragment_blocks
+from shared.ingest.parsers.html import _html_fragment_blocks, check_tag_count
+from shared.ingest.parsers.limits import Budget, ParseLimits, check_text_size
 from shared.models import Block, ParsedDocument
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)(?:^---|^\.\.\.)[ \t]*$\n?", re.S | re.M)
 _FRONT_MATTER_LINE = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:[ \t]*(.*)$")
 
 
-def parse(data: bytes, filename: str) -> ParsedDocument:
-    meta, body = split_front_matter(decode_text(data))
-    tree = SyntaxTreeNode(_markdown_parser().parse(body))
+def parse(data: bytes, filename: str, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
+    text = decode_text(data)
+    # Lines bound the tokens markdown-it makes (a few per line) and the blocks; characters bound the rest.
+    check_text_size(text, limits, "the Markdown file")
+    check_tag_count(text, limits, "the Markdown file")  # raw HTML in Markdown goes to BeautifulSoup
+    meta, body = split_front_matter(text)
+    # A line of "*a* *a* ..." is a million inline tokens (14 s and 430 MiB for one megabyte): markdown-it counts
+    # its tokens into the budget as it makes them (_count_block_step, _count_inline_step).
+    budget = Budget(limits, "the Markdown file", kind="syntax tokens")
+    tree = SyntaxTreeNode(_markdown_parser().parse(body, {"budget": budget}))
     blocks: list[Block] = []
     _markdown_blocks(tree.children, blocks)
     title = meta.get("title") or _first_heading(blocks, level=1)
@@ -35,8 +43,28 @@ def parse(data: bytes, filename: str) -> ParsedDocument:
 
 @functools.cache
 def _markdown_parser():
-    """One parser per process, reused while the instance is warm: building it costs more than parsing an article."""
-    return MarkdownIt("commonmark").enable("table")
+    """One parser per process, reused while the instance is warm: building it costs more than parsing an article.
+    Two rules of ours count tokens into the parse's budget (passed in `env`)."""
+    parser = MarkdownIt("commonmark").enable("table")
+    parser.block.ruler.before("table", "count_block_step", _count_block_step)
+    parser.inline.ruler.before("text", "count_inline_step", _count_inline_step)
+    return parser
+
+
+def _count_block_step(state, start_line: int, end_line: int, silent: bool) -> bool:
+    """Runs first wherever a block may start (a paragraph, list item, heading...): each makes two or three tokens."""
+    budget = state.env.get("budget")
+    if budget is not None and not silent:
+        budget.add_elements(2)
+    return False
+
+
+def _count_inline_step(state, silent: bool) -> bool:
+    """Runs first at every position where an inline token may start: about one token each."""
+    budget = state.env.get("budget")
+    if budget is not None:
+        budget.add_elements()
+    return False
 
 
 def split_front_matter(text: str) -> tuple[dict[str, str], str]:

@@ -1,4 +1,9 @@
-"""PDF via pypdf: headings from font sizes, paragraphs from vertical gaps, running headers and page numbers dropped."""
+"""PDF via pypdf: headings from font sizes, paragraphs from vertical gaps, running headers and page numbers dropped.
+
+Bounded as it is read: pages by the page tree's declared /Count before the tree is walked, and by pypdf's own
+page-tree limit while it is; each stream's decompression by pypdf's output limits (set per parse, a quarter of
+MAX_EXPANDED_BYTES); the decoded page contents together, page by page; and the content operations and extracted
+characters through pypdf's visitors, as they happen."""
 
 from __future__ import annotations
 
@@ -10,10 +15,12 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
-from pypdf import PdfReader
+from pypdf import PdfReader, apply_configuration
+from pypdf.errors import LimitReachedError
 
-from shared.errors import CorruptFile, EmptyDocument
+from shared.errors import CorruptFile, DocumentTooLarge, EmptyDocument
 from shared.ingest.parsers.common import _collapse, _first_heading, _short_reason
+from shared.ingest.parsers.limits import Budget, ParseLimits
 from shared.ingest.parsers.text import _LIST_ITEM, _SENTENCE_END, _line_group_blocks, plain_text_blocks
 from shared.models import Block, ParsedDocument
 
@@ -31,18 +38,60 @@ class _PdfLine:
     bold: bool
 
 
-def parse(data: bytes, filename: str) -> ParsedDocument:
+# One element of MAX_DOCUMENT_ELEMENTS stands for this many content stream operations: a page of text is a few
+# thousand (moves, fonts, strings), so the default allows two million (a few seconds of pypdf).
+_OPERATIONS_PER_ELEMENT = 20
+
+
+def parse(data: bytes, filename: str, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
     if b"%PDF-" not in data[:1024]:
         raise CorruptFile("not a PDF file (no %PDF header)")
     if data.rfind(b"%%EOF") == -1:
         raise CorruptFile("the PDF is truncated (no end-of-file marker); upload it again")
+    try:
+        with apply_configuration(**_pypdf_limits(limits)):
+            return _parse(data, limits)
+    except LimitReachedError as exc:
+        raise DocumentTooLarge(f"the PDF is beyond what we read safely ({_short_reason(exc)}): split it into "
+                               "smaller files") from exc
+
+
+def _pypdf_limits(limits: ParseLimits) -> dict:
+    """pypdf's own resource limits (a context variable: this parse only), tightened to ours."""
+    per_stream = limits.max_expanded_bytes // 4
+    return {
+        "zlib_maximum_output_length": per_stream,
+        "lzw_maximum_output_length": per_stream,
+        "run_length_maximum_output_length": per_stream,
+        "brotli_maximum_output_length": per_stream,
+        "array_based_stream_maximum_output_length": per_stream,
+        "stream_decoding_work_maximum_length": 4 * per_stream,
+        # Every node of the page tree it visits (a tree can list one page a million times in a few kilobytes).
+        "page_tree_maximum_entries": 2 * limits.max_pages + 1_000,
+    }
+
+
+def _parse(data: bytes, limits: ParseLimits) -> ParsedDocument:
     reader = PdfReader(io.BytesIO(data), strict=False)
     if reader.is_encrypted:
         _decrypt_without_password(reader)
-    pages = list(reader.pages)
+    declared = _declared_page_count(reader)
+    if declared > limits.max_pages:
+        raise limits.too_many_pages(declared)
+    pages = list(reader.pages)  # the walk is bounded by page_tree_maximum_entries
+    if len(pages) > limits.max_pages:
+        raise limits.too_many_pages(len(pages))
     if not pages:
         raise CorruptFile("the PDF has no pages")
-    lines = _drop_running_headers([_pdf_page_lines(page, number) for number, page in enumerate(pages)])
+    budget = Budget(limits, "the PDF", kind="content operations", scale=_OPERATIONS_PER_ELEMENT)
+    decoded = 0
+    page_lines = []
+    for number, page in enumerate(pages):
+        decoded += _decoded_contents_size(page)
+        if decoded > limits.max_expanded_bytes:
+            raise limits.too_many_bytes("the PDF", how=" of page content once decompressed")
+        page_lines.append(_pdf_page_lines(page, number, budget))
+    lines = _drop_running_headers(page_lines)
     if not any(line.text.strip() for line in lines):
         raise EmptyDocument("PDF has no extractable text (scanned image?)")
     blocks = _pdf_blocks(lines)
@@ -59,6 +108,29 @@ def _decrypt_without_password(reader) -> None:
         raise CorruptFile("the PDF is protected with a password; upload an unprotected copy")
 
 
+def _decoded_contents_size(page) -> int:
+    """Bytes of the page's content streams once decoded. Decoded here once: pypdf keeps the result for the text
+    extraction that follows. A stream that cannot be decoded counts 0 here and fails (or not) in extraction, as
+    before."""
+    try:
+        contents = page.get_contents()
+        return len(contents.get_data()) if contents is not None else 0
+    except LimitReachedError:
+        raise
+    except Exception:
+        return 0
+
+
+def _declared_page_count(reader) -> int:
+    """The page tree's /Count, read before the tree is walked; 0 when it is missing or not a number (the walk,
+    bounded by pypdf's page-tree limit, then counts)."""
+    try:
+        count = reader.trailer["/Root"]["/Pages"]["/Count"]
+        return int(count) if isinstance(count, (int, float)) else 0
+    except Exception:  # a broken page tree: pypdf's recovery reads what it can
+        return 0
+
+
 def _pdf_title(reader, blocks: list[Block]) -> str:
     metadata = reader.metadata
     title = _collapse(str(metadata.title or "")) if metadata is not None else ""
@@ -67,8 +139,9 @@ def _pdf_title(reader, blocks: list[Block]) -> str:
     return _first_heading(blocks, level=1)
 
 
-def _pdf_page_lines(page, page_number: int) -> list[_PdfLine]:
-    """The page's text lines with the size, height and boldness of their type, from pypdf's text visitor."""
+def _pdf_page_lines(page, page_number: int, budget: Budget) -> list[_PdfLine]:
+    """The page's text lines with the size, height and boldness of their type, from pypdf's text visitor.
+    Operations and characters are counted into `budget` as pypdf reaches them."""
     lines: list[_PdfLine] = []
     current: list[str] = []
     style: dict = {}
@@ -81,7 +154,11 @@ def _pdf_page_lines(page, page_number: int) -> list[_PdfLine]:
         current.clear()
         style.clear()
 
+    def count(operator, operands, cm, tm) -> None:
+        budget.add_elements()
+
     def visit(text, cm, tm, font_dict, font_size) -> None:
+        budget.add_chars(len(text))
         segments = text.split("\n")
         for index, segment in enumerate(segments):
             if index:
@@ -98,7 +175,8 @@ def _pdf_page_lines(page, page_number: int) -> list[_PdfLine]:
                 style["bold"] = style["bold"] and bold
             current.append(segment)
 
-    page.extract_text(visitor_text=visit)
+    page.extract_text(visitor_text=visit, visitor_operand_before=count)
+    budget.check()  # pypdf swallows what a visitor raises inside a form XObject
     end_line()
     return lines
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from shared.ingest.parsers.common import _collapse, _list_line, decode_text
+from shared.ingest.parsers.limits import ParseLimits, check_text_size
 from shared.models import Block, ParsedDocument
 
 _LIST_ITEM = re.compile(r"^(\s*)(?:([-*+•‣◦▪●○■–])|(\d{1,3})[.)])\s+(\S.*)$")
@@ -14,8 +15,10 @@ _RULE = re.compile(r"^\s*([-=*_~#])\1{2,}\s*$")
 _SENTENCE_END = re.compile(r"[.!?:;)\"'”’]$")
 
 
-def parse(data: bytes, filename: str) -> ParsedDocument:
-    blocks = plain_text_blocks(decode_text(data))
+def parse(data: bytes, filename: str, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
+    text = decode_text(data)
+    check_text_size(text, limits, "the text file")
+    blocks = plain_text_blocks(text)
     title = blocks[0].text if blocks and blocks[0].kind == "heading" and blocks[0].level == 1 else ""
     return ParsedDocument(title=title, blocks=blocks)
 
