@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -253,9 +254,13 @@ class DocumentStore:
             )
 
     def replace_chunks(self, doc: Document, version: Version, chunks: list[Chunk], embedded: int,
-                       timings: dict) -> None:
+                       timings: dict, before_commit: Callable[[], None] | None = None) -> None:
         """Make `version` the live one: its chunks replace every chunk of the document, atomically.
-        Raises RejectedByDatabase when PostgreSQL refuses the chunks (nothing changes then)."""
+
+        `before_commit` runs once the chunks are written and before the version is marked ready (it may add to
+        `timings`); if it raises, nothing changes. The indexer writes the vectors there, so a version whose chunks
+        PostgreSQL refuses never touches the vector index. Raises RejectedByDatabase when PostgreSQL refuses the
+        chunks (nothing changes then)."""
         with _refused("the document's chunks"), self._db.transaction() as cur:
             cur.execute("DELETE FROM chunks WHERE document_id = %s", (doc.id,))
             for start in range(0, len(chunks), 200):
@@ -278,6 +283,8 @@ class DocumentStore:
                         [c.content_hash for c in batch],
                     ),
                 )
+            if before_commit is not None:
+                before_commit()
             cur.execute(
                 "UPDATE document_versions SET status = 'ready', error = NULL, chunk_count = %s, embedded_count = %s, "
                 "timings = timings || %s::jsonb, updated_at = now() WHERE id = %s",

@@ -134,14 +134,19 @@ class Indexer:
                    for c, v in zip(chunks, embedded.vectors)]
         if len(texts) > len(chunks):
             records.append(title_record(doc, version.id, embedded.vectors[-1]))
-        self._vectors.upsert(doc.tenant, records)
         new_ids = {r.id for r in records}
         stale = [i for i in vector_ids(doc.id, self._store.chunk_ids(doc.id)) if i not in new_ids]
-        self._vectors.delete(doc.tenant, stale)
-        indexed_at = time.perf_counter()
+        timings = {"chunk_ms": _ms(started, chunked), **total}
 
-        timings = {"chunk_ms": _ms(started, chunked), "index_ms": _ms(embedded_at, indexed_at), **total}
-        self._store.replace_chunks(doc, version, chunks, total["embedded"], timings)
+        def write_vectors() -> None:
+            # Inside the chunk swap's transaction, after PostgreSQL took the chunks: a version whose chunks it
+            # refuses (RejectedByDatabase) leaves the live version's vectors as they were.
+            written = time.perf_counter()
+            self._vectors.upsert(doc.tenant, records)
+            self._vectors.delete(doc.tenant, stale)
+            timings["index_ms"] = _ms(written, time.perf_counter())
+
+        self._store.replace_chunks(doc, version, chunks, total["embedded"], timings, before_commit=write_vectors)
         log.info("embed indexed %d chunks (%d embedded, %d cached, %d stale removed, call %d)", len(chunks),
                  embedded.computed, len(chunks) - embedded.computed, len(stale), progress.calls + 1)
         return IndexOutcome("indexed", f"{len(chunks)} chunks", len(chunks), embedded.computed)

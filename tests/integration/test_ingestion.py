@@ -451,3 +451,33 @@ def test_chunks_postgresql_refuses_fail_the_version_and_embed_acknowledges(make_
     assert stack.chunks(name) == []
     again = stack.embed.client.post("/", json={"version_id": version["id"], "tenant": "default"})
     assert again.status_code == 200 and again.get_json()["outcome"] == "skipped"
+
+
+def test_a_new_version_postgresql_refuses_leaves_the_live_versions_chunks_and_vectors_as_they_were(make_stack):
+    """The vectors are written inside the chunk swap's transaction, after PostgreSQL took the chunks. Before, they
+    were written first: a version whose chunks PostgreSQL then refused had already overwritten the live version's
+    vectors (same ids) and deleted the ones it did not have."""
+    import random
+
+    rng = random.Random(11)
+    folder = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(900))
+    word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(2040))
+    stack = make_stack(CHUNK_MAX_TOKENS=1024, CHUNK_OVERLAP_TOKENS=32)  # the long word stays one lexeme
+    name = f"{folder}/keys.md"
+    good = "# Signing keys\n\n" + "\n\n".join(" ".join(f"Rotate key {n}-{k} every year." for k in range(60))
+                                              for n in range(8))
+    stack.upload(name, good)
+    stack.wait_for(name, "ready")
+
+    def index_state():
+        with stack.services.database().transaction() as cur:
+            cur.execute("SELECT id, embedding::text, metadata->>'version_id' FROM chunk_vectors ORDER BY id")
+            return [tuple(r) for r in cur.fetchall()]
+
+    live_chunks, live_vectors = stack.chunks(name), index_state()
+    assert len(live_chunks) > 2 and len(live_vectors) == len(live_chunks) + 1  # and the title vector
+
+    stack.upload(name, f"# Signing keys\n\nThe signing key is {word}.\n")  # one chunk, refused by PostgreSQL
+    stack.wait_for(name, "failed", timeout=30)
+    assert stack.chunks(name) == live_chunks
+    assert index_state() == live_vectors
