@@ -30,7 +30,6 @@ from shared.db import Database
 from shared.errors import RejectedByDatabase, TransientError
 from shared.models import Block, Chunk
 
-
 # SQLSTATE classes about the data itself, which no retry changes: 22 data exception (22P02 invalid text
 # representation, 22021 character not in repertoire, 22P05 untranslatable character, 22003 numeric value out of
 # range, ...) and 54 program limit exceeded (54000: a tsvector over 1 MB, an index row over a third of a page).

@@ -20,7 +20,6 @@ Errors are AppErrors, so `shared.web.http_endpoint` maps them to `{"error": {"co
 from __future__ import annotations
 
 import contextvars
-import functools
 import ipaddress
 import json
 import logging

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import posixpath
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,12 +28,23 @@ from shared.ingest.chunker import chunk_document
 from shared.ingest.parsers import ParseLimits, clean_text, clean_title, parse_document
 from shared.logs import bind
 from shared.models import ParsedDocument, content_hash
+from shared.tenants import TENANT_ID
 
 log = logging.getLogger(__name__)
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 DELETED = "google.cloud.storage.object.v1.deleted"
-_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def tenant_of(metadata: dict, default_tenant: str) -> str:
+    """An object's tenant: its metadata entry `tenant`, else DEFAULT_TENANT (checked against TENANT_ID by the caller:
+    a mixed-case or malformed one is recorded as failed, never made a second tenant)."""
+    return str(metadata.get("tenant") or default_tenant)
+
+
+def is_ignored(name: str) -> bool:
+    """Objects ingestion never reads: folder placeholders and hidden files."""
+    return name.endswith("/") or posixpath.basename(name).startswith(".")
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,7 @@ class IngestService:
                 event_time = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
             except ValueError:
                 raise BadRequest(f"event time {event_time!r} is not RFC 3339") from None
-        tenant = str(obj.metadata.get("tenant") or self._settings.default_tenant)
+        tenant = tenant_of(obj.metadata, self._settings.default_tenant)
         with bind(event_id=event_id, object=obj.name, generation=obj.generation):
             try:
                 outcome = self._handle(event_id, event_type, event_time, obj, tenant)
@@ -153,9 +163,9 @@ class IngestService:
             return IngestOutcome("duplicate", "event already processed")
         if event_type not in (FINALIZED, DELETED):
             return IngestOutcome("ignored", f"event type {event_type} is not handled")
-        if obj.name.endswith("/") or posixpath.basename(obj.name).startswith("."):
+        if is_ignored(obj.name):
             return IngestOutcome("ignored", "folder placeholder or hidden file")
-        if not _TENANT.match(tenant):
+        if not TENANT_ID.fullmatch(tenant):
             return IngestOutcome("failed", f"invalid tenant {tenant!r} in object metadata")
         doc_id = document_id(tenant, obj.source_uri)
         if event_type == DELETED:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import posixpath
 import time
 from dataclasses import dataclass, field
 
 from shared.documents import Document, DocumentStore
 from shared.errors import AppError
-from shared.ingest.pipeline import DELETED, FINALIZED, IngestService
+from shared.ingest.pipeline import DELETED, FINALIZED, IngestService, is_ignored, tenant_of
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +84,9 @@ class Reconciler:
         listed_uris = {prefix + o["name"] for o in listing}
         present: dict[tuple[str, str], dict] = {}
         for resource in listing:
-            if _skipped_by_ingest(resource["name"]):
+            if is_ignored(resource["name"]):
                 continue
-            owner = (resource.get("metadata") or {}).get("tenant") or self._settings.default_tenant
+            owner = tenant_of(resource.get("metadata") or {}, self._settings.default_tenant)
             if tenant is None or owner == tenant:
                 present[(owner, prefix + resource["name"])] = resource
         report.objects = len(present)
@@ -152,11 +151,6 @@ def _ingest_reason(doc: Document | None, generation: int) -> str:
     if doc.generation < generation:
         return "older"
     return ""
-
-
-def _skipped_by_ingest(name: str) -> bool:
-    """The objects IngestService ignores (shared/ingest/pipeline.py): folder placeholders and hidden files."""
-    return name.endswith("/") or posixpath.basename(name).startswith(".")
 
 
 def _event_id(kind: str, tenant: str, uri: str, generation, state: str) -> str:

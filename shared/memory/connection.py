@@ -21,7 +21,6 @@ from shared.errors import BadRequest, TransientError
 from shared.tenants import TENANT_ID
 
 
-
 class MemoryUnavailable(TransientError):
     """Firestore did not answer in time, throttled us, or is unavailable: a retry can help."""
 
