@@ -55,11 +55,13 @@ class Chat:
 def make_chat(make_stack, firestore_db):
     servers: list[FunctionServer] = []
 
-    def start(**settings) -> Chat:
-        stack = make_stack(EMBEDDER="local", **settings)
-        for name in KB:
+    def start(kb: bool = True, **settings) -> Chat:
+        """Chat over HTTP with extra settings; `kb` first ingests part of the sample knowledge base with the local
+        model (without it: the hashing embedder and an empty knowledge base)."""
+        stack = make_stack(**({"EMBEDDER": "local"} if kb else {}), **settings)
+        for name in KB if kb else ():
             stack.upload(name, (ROOT / "infra" / "sample_kb" / name).read_bytes())
-        for name in KB:
+        for name in KB if kb else ():
             stack.wait_for(name, "ready", timeout=120)
         server = FunctionServer("chat")
         servers.append(server)

@@ -4,6 +4,7 @@ a Firestore that does not answer, a signed user's conversation, and links that d
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import threading
@@ -12,31 +13,15 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import FunctionServer
-from tests.integration.test_chat import KB, ROOT, Chat, Webhook
+from tests.integration.test_chat import Chat, Webhook, make_chat  # noqa: F401, F811 - make_chat is a fixture
 
 SECRET = "h" * 40
 
 
 @pytest.fixture
-def start_chat(make_stack, firestore_db):
-    """Chat over HTTP with extra settings; `kb=True` first ingests the sample knowledge base with the local model."""
-    servers: list[FunctionServer] = []
-
-    def start(kb: bool = False, **settings) -> Chat:
-        stack = make_stack(**({"EMBEDDER": "local"} if kb else {}), **settings)
-        if kb:
-            for name in KB:
-                stack.upload(name, (ROOT / "infra" / "sample_kb" / name).read_bytes())
-            for name in KB:
-                stack.wait_for(name, "ready", timeout=120)
-        server = FunctionServer("chat")
-        servers.append(server)
-        return Chat(server.url, stack)
-
-    yield start
-    for server in servers:
-        server.stop()
+def start_chat(make_chat):  # noqa: F811 - the fixture imported above
+    """Chat over HTTP with extra settings, on an empty knowledge base unless `kb=True` (test_chat's make_chat)."""
+    return functools.partial(make_chat, kb=False)
 
 
 def raw_post(chat: Chat, path: str, body: str | bytes, **headers) -> httpx.Response:
