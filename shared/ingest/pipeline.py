@@ -200,7 +200,7 @@ class IngestService:
         if doc and not doc.deleted_at and latest and latest.content_hash == digest:
             self._store.touch_generation(doc_id, obj.generation)
             if latest.status == "pending":  # recorded but never queued: an earlier attempt lost the queue
-                self._queue.enqueue(latest.id, tenant)
+                self._queue.enqueue(latest.id, tenant, attempt=obj.generation)
                 self._store.set_status(latest.id, "queued")
                 return IngestOutcome("recorded", "re-enqueued a pending version", doc_id, latest.id)
             return IngestOutcome("unchanged", f"same content as version {latest.id} ({latest.status})",
@@ -216,7 +216,10 @@ class IngestService:
                                                  timings={"parse_ms": parse_ms, "queued_at": time.time()})
         except DocumentRejected as error:  # the file, or PostgreSQL refusing what was made of it (RejectedByDatabase)
             return self._record_failure(common, digest, obj, error)
-        self._queue.enqueue(version.id, tenant)
+        # Named by version and generation: a redelivered event makes no second task, but the same bytes uploaded
+        # again after a delete (the same version id) get a task of their own; Cloud Tasks refuses a name used in
+        # the last hour or so, and the version would have stayed queued.
+        self._queue.enqueue(version.id, tenant, attempt=obj.generation)
         self._store.set_status(version.id, "queued")
         return IngestOutcome("recorded", f"{len(parsed.blocks)} blocks, {prepared.chunk_count} chunks, queued for "
                              "embedding", doc_id, version.id)

@@ -481,3 +481,48 @@ def test_a_new_version_postgresql_refuses_leaves_the_live_versions_chunks_and_ve
     stack.wait_for(name, "failed", timeout=30)
     assert stack.chunks(name) == live_chunks
     assert index_state() == live_vectors
+
+
+def test_the_same_bytes_uploaded_again_after_a_delete_get_an_embed_task_of_their_own(db):
+    """The version id comes from the content, so a file deleted and uploaded again is the same version; its task
+    was named by the version alone, and Cloud Tasks refuses a task name used within about an hour (the emulator
+    does not, so this counts the names): the upload stayed `queued` for good. A redelivered event still makes
+    no second task."""
+    from shared.config import Settings
+    from shared.documents import DocumentStore
+    from shared.ingest.pipeline import DELETED, FINALIZED, IngestService
+    from shared.tasks import EmbedQueue
+
+    class Objects:
+        live: int | None = None
+
+        def download(self, bucket, name, generation=None):
+            return b"# Refunds\n\nRefunds reach the card within ten days.\n"
+
+        def live_generation(self, bucket, name):
+            return self.live
+
+    class Queue:
+        names: list[str] = []
+
+        def enqueue(self, version_id, tenant, attempt=0):
+            self.names.append(EmbedQueue(settings).task_name(version_id, attempt))
+
+    class Vectors:
+        def delete(self, tenant, ids):
+            pass
+
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://unused@127.0.0.1:1/x"}).validate()
+    queue = Queue()
+    service = IngestService(settings, DocumentStore(db), Objects(), queue, Vectors())
+
+    def event(event_id, kind, generation):
+        data = {"bucket": "knowledge", "name": "billing/refunds.md", "generation": str(generation), "size": "50",
+                "contentType": "text/markdown"}
+        return service.handle_event(event_id=event_id, event_type=kind, event_time=None, data=data)
+
+    assert event("e1", FINALIZED, 1).outcome == "recorded"
+    assert event("e1", FINALIZED, 1).outcome == "duplicate"  # redelivered: no second task
+    assert event("e2", DELETED, 1).outcome == "deleted"
+    assert event("e3", FINALIZED, 2).outcome == "recorded"  # the same bytes again
+    assert len(queue.names) == 2 and len(set(queue.names)) == 2, queue.names
