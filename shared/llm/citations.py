@@ -32,7 +32,27 @@ _ITEM = re.compile(r"(\d+)(?: *[\-–] *(\d+))?")
 _SPACE = (" ", "\t")
 
 
-class CitationFilter:
+class StreamFilter:
+    """A filter over streamed text that may hold back a piece it cannot judge yet (a marker or a URL cut in two):
+    `feed` returns what is safe to emit now, `finish` the rest at the end. Subclasses implement `_drain`, which
+    consumes `self._pending` and keeps in it what must wait."""
+
+    _pending = ""
+
+    def feed(self, piece: str) -> str:
+        """Take the next piece of the stream; return the text that is safe to emit now (possibly "")."""
+        self._pending += piece
+        return self._drain(final=False)
+
+    def finish(self) -> str:
+        """End of stream: return whatever is still held back, checked."""
+        return self._drain(final=True)
+
+    def _drain(self, final: bool) -> str:
+        raise NotImplementedError
+
+
+class CitationFilter(StreamFilter):
     """Removes citation numbers that match no source from a stream of text; records the valid ones cited."""
 
     def __init__(self, valid_numbers: Iterable[int], renumber: bool = False):
@@ -48,15 +68,6 @@ class CitationFilter:
     def cited(self) -> list[int]:
         """The valid numbers cited so far, in order of first use."""
         return list(self._cited)
-
-    def feed(self, piece: str) -> str:
-        """Take the next piece of the stream; return the text that is safe to emit now (possibly "")."""
-        self._pending += piece
-        return self._drain(final=False)
-
-    def finish(self) -> str:
-        """End of stream: return whatever is still held back, checked."""
-        return self._drain(final=True)
 
     def _drain(self, final: bool) -> str:
         text, out, start = self._pending, [], 0

@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from shared.llm.citations import StreamFilter
+
 MAX_HOLD = 2048
 REMOVED = "(link removed)"
 
@@ -73,7 +75,7 @@ def urls_in(text: str) -> list[str]:
     return found
 
 
-class LinkFilter:
+class LinkFilter(StreamFilter):
     """Removes links that are not allowed (see the module doc) from a stream of answer text."""
 
     def __init__(self, source_urls: Iterable[str] = (), policy_text: str = ""):
@@ -93,15 +95,6 @@ class LinkFilter:
         host, path = key
         return any(host == p_host and (path == p_path or path.startswith(p_path.rstrip("/") + "/") or not p_path)
                    for p_host, p_path in self._prefixes)
-
-    def feed(self, piece: str) -> str:
-        """Take the next piece of the stream; return the text that is safe to emit now (possibly "")."""
-        self._pending += piece
-        return self._drain(final=False)
-
-    def finish(self) -> str:
-        """End of stream: whatever is still held back, checked."""
-        return self._drain(final=True)
 
     def _drain(self, final: bool) -> str:
         text, out, start = self._pending, [], 0
