@@ -207,8 +207,14 @@ class Settings:
     )
     chat_max_sources: int = setting("CHAT_MAX_SOURCES", 5, "Documents given to the model as numbered sources.")
     answer_min_confidence: float = setting(
-        "ANSWER_MIN_CONFIDENCE", 0.5, "Below this retrieval confidence the assistant says it does not know and "
-        "offers a human (the question is recorded as a coverage gap).",
+        "ANSWER_MIN_CONFIDENCE", 0.5, "Below this probability that the documents answer the question (the "
+        "answerability gate's, the turn's `confidence`) the assistant says it does not know and offers a human (the "
+        "question is recorded as a coverage gap). The default was chosen by `make fit-answerability` for a target "
+        "precision; see README, Honest answers.",
+    )
+    answerability_model: str = setting(
+        "ANSWERABILITY_MODEL", "", "Path of the answerability gate's coefficients (JSON written by "
+        "`python -m infra.fit_answerability`); empty: the file shipped in shared/answerability/model.json.",
     )
     handoff_webhook_url: str = setting(
         "HANDOFF_WEBHOOK_URL", "", "POST each hand-off ticket as JSON here (e.g. your help desk); empty: Firestore only."

@@ -105,14 +105,23 @@ def chat_service():
 
     settings = get_settings()
     return ChatService(settings, memory_store(), retriever(), create_answerer(settings), create_rewriter(settings),
-                       create_summarizer(settings))
+                       create_summarizer(settings), gate=gate())
+
+
+@functools.lru_cache(maxsize=1)
+def gate():
+    """The answerability gate, with the knowledge base's word statistics from the keyword leg."""
+    from shared.answerability.gate import create_gate
+
+    search = retriever()
+    return create_gate(get_settings(), search.keyword, search.vector.embedder_key)
 
 
 def reset() -> None:
     """Forget every built service and the settings (tests change the environment between cases)."""
     if database.cache_info().currsize:
         database().close()
-    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, reconciler,
+    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, reconciler, gate,
                     memory_store, tenant_registry, retriever, chat_service):
         getattr(factory, "cache_clear", lambda: None)()  # a test may have replaced a factory with a fake
     get_settings.cache_clear()

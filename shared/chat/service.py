@@ -6,10 +6,15 @@
                          -> answer (Gemini or extractive) -> check citations -> save the turn; yields events and
                          never raises: a failure after streaming began is an `error` event
 
-Decisions are structured, never read out of the answer text: a request for a person, weak retrieval (confidence
-below ANSWER_MIN_CONFIDENCE) or the model's `hand_off_to_human` call end the turn with action `handoff` (the widget
-offers the hand-off form, which calls POST /v1/handoff); a vague one- or two-word question whose best documents are
-about different things ends with action `clarify`. Every "I don't know" is recorded as a coverage gap.
+Decisions are structured: a request for a person, documents that do not answer the question (the answerability
+gate's probability, the turn's `confidence`, below ANSWER_MIN_CONFIDENCE), the model's `hand_off_to_human` call, an
+extractive answer that finds no passage answering the question, or a model reply without a single citation that says
+the sources do not cover the question, end the turn with action `handoff` (the widget offers the hand-off form, which
+calls POST /v1/handoff) and no citations. Small talk and attempts to change the assistant's rules get a short line
+saying what it can help with (action `clarify`, no retrieval); a vague one- or two-word question whose best
+documents are about different things ends with action `clarify`. Every "I don't know" is recorded as a coverage gap.
+Sentences of a document that give orders to an AI assistant are removed from the sources before any answerer sees
+them.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from shared.answerability import scope
 from shared.chat.events import Citation, CitationsEvent, Delta, Done, ErrorEvent, Event, SessionEvent
 from shared.errors import AppError, BadRequest, NotFound, RateLimited
 from shared.llm import (
+    HANDOFF,
     Action,
     AnswerRequest,
     CitationFilter,
@@ -43,6 +50,10 @@ DONT_KNOW = ("I couldn't find this in our documentation, and I'd rather not gues
              "Would you like me to connect you with a person from our team?")
 HANDOFF_REQUESTED = "Of course — I can connect you with a person from our team. Use the hand-off form and they " \
                     "will get this conversation."
+SMALLTALK = ("Hi! I'm the support assistant: I answer questions from our help center, with links to the articles, "
+             "and I can connect you with a person from our team. What can I help you with?")
+RULES_STAY = ("I can't change how I work or share my instructions. I'm happy to help with questions about our product "
+              "and services, answered from our help center. What do you need help with?")
 INTERRUPTED = "(the answer was interrupted)"
 SNIPPET_CHARS = 240
 SOURCE_CHARS = 4000
@@ -80,7 +91,7 @@ class PreparedTurn:
 
 
 class ChatService:
-    def __init__(self, settings, memory, retriever, answerer, rewriter, summarizer, *, now=utc_now,
+    def __init__(self, settings, memory, retriever, answerer, rewriter, summarizer, *, gate, now=utc_now,
                  fallback_answerer=None):
         self._settings = settings
         self._memory = memory
@@ -88,6 +99,7 @@ class ChatService:
         self._answerer = answerer
         self._rewriter = rewriter
         self._summarizer = summarizer
+        self._gate = gate  # shared.answerability.gate.Gate
         self._now = now
         self._fallback = fallback_answerer or ExtractiveAnswerer()
 
@@ -141,6 +153,11 @@ class ChatService:
         if _asks_for_human(message):
             yield from _say(HANDOFF_REQUESTED, said)
             return self._finish(prepared, said, [], "handoff", 1.0)
+        kind = scope.classify(message)
+        if kind != scope.QUESTION:
+            log.info("answered %s without retrieval", kind)
+            yield from _say(RULES_STAY if kind == scope.MANIPULATION else SMALLTALK, said)
+            return self._finish(prepared, said, [], "clarify", 0.0)
 
         window = self._memory.recent_messages(session, self._settings.chat_history_messages)
         history = [HistoryMessage(m.role, m.text) for m in window]
@@ -148,22 +165,27 @@ class ChatService:
         topics = [request.topic] if request.topic else None
         result = self._retriever.retrieve(rewrite.query, request.tenant, top_k=self._settings.chat_max_sources,
                                           topics=topics)
-        log.info("retrieved %d documents in %.0f ms, confidence %.2f (query %s)", len(result.documents),
-                 result.timings.get("total_ms", 0.0), result.confidence, rewrite.method)
-        if result.confidence < self._settings.answer_min_confidence:
-            return (yield from self._dont_know(prepared, said, result.confidence))
+        assessment = self._gate.assess(rewrite.query, request.tenant, result.documents)
+        confidence = assessment.probability
+        log.info("retrieved %d documents in %.0f ms, answerable with probability %.2f (query %s)",
+                 len(result.documents), result.timings.get("total_ms", 0.0), confidence, rewrite.method,
+                 extra={"labels": {"gate": json.dumps({k: round(v, 3) for k, v in assessment.features.items()})}})
+        if not assessment.answerable:
+            return (yield from self._dont_know(prepared, said, confidence))
         if rewrite.method == "none" and _too_vague(message, result.documents):
             titles = list(dict.fromkeys(d.title for d in result.documents[:3]))
             yield from _say("Could you tell me a bit more about what you need? For example: "
                             + "; ".join(titles) + "?", said)
-            return self._finish(prepared, said, [], "clarify", result.confidence)
+            return self._finish(prepared, said, [], "clarify", confidence)
 
-        sources = [Source(number=i, title=d.title, text="\n\n".join(c.text for c in d.chunks)[:SOURCE_CHARS],
+        sources = [Source(number=i, title=d.title,
+                          text=_without_instructions("\n\n".join(c.text for c in d.chunks))[:SOURCE_CHARS],
                           url=web_url(d.url) or d.source_uri, document_id=d.document_id)
                    for i, d in enumerate(result.documents, 1)]
         policies = self._memory.policies.get(request.tenant)
         answer_request = AnswerRequest(question=message, query=rewrite.query, sources=sources, history=history,
-                                       summary=self._summary(session), policies=policies)
+                                       summary=self._summary(session), policies=policies,
+                                       terms=assessment.terms)
         # Links first (a link's text may hold a marker), then citation markers: see shared.llm.links for the rule.
         links = LinkFilter((web_url(d.url) for d in result.documents), policies)
         checker = CitationFilter((s.number for s in sources), renumber=True)
@@ -179,15 +201,18 @@ class ChatService:
         if links.removed:
             log.warning("removed %d link(s) that are neither a source's page nor named by the policies",
                         links.removed)
-        if action is not None and action.kind == "handoff":
+        if action is None and not checker.cited and says_not_covered("".join(said)):
+            action = Action(HANDOFF, "the answer says the sources do not cover the question")
+        if action is not None and action.kind == HANDOFF:
+            log.info("no answer in the sources: %s", action.reason)
             if not "".join(said).strip():
                 yield from _say(DONT_KNOW, said)
-            self._gap(request, session, result.confidence)
-            return self._finish(prepared, said, [], "handoff", result.confidence)
+            self._gap(request, session, confidence)
+            return self._finish(prepared, said, [], "handoff", confidence)
         by_number = {s.number: (s, d) for s, d in zip(sources, result.documents)}
         citations = [_citation(shown, *by_number[n]) for shown, n in enumerate(checker.cited, 1)]
         kind = "clarify" if action is not None and action.kind == "clarify" else "answer"
-        return self._finish(prepared, said, citations, kind, result.confidence)
+        return self._finish(prepared, said, citations, kind, confidence)
 
     def _summary(self, session) -> str:
         """The session's rolling summary, and for a signed user what they asked in earlier sessions."""
@@ -365,6 +390,37 @@ def check_storable(name: str, value) -> None:
 def _asks_for_human(message: str) -> bool:
     """"Can I talk to a human?", "I want an agent" — an explicit request for a person (English)."""
     return bool(_HUMAN.search(message) and _ASKING.search(message)) and len(message) <= 200
+
+
+_NOT_COVERED = re.compile(
+    r"\b(?:sources?|documentation|docs|help\s*cent(?:er|re)|articles?|knowledge\s*base|information)\b[^.!?\n]{0,60}?"
+    r"\b(?:do(?:es)?\s*n[o']t|did\s*n[o']t|never|not|no)\b[^.!?\n]{0,20}?\b(?:say|mention|cover|contain|include"
+    r"|answer|address|specify|describe|explain|have|provide|discuss)"
+    r"|\b(?:I\s+(?:do\s*n[o']t|cannot|can't|couldn't|could\s+not)\s+(?:know|find|see|tell)"
+    r"|I'm\s+not\s+sure|I\s+am\s+not\s+sure|(?:there(?:'s|\s+is)\s+)?no\s+information)\b",
+    re.IGNORECASE,
+)
+
+
+def says_not_covered(text: str) -> bool:
+    """Whether an answer says the documentation does not cover the question ("The sources don't mention student
+    discounts.", "I couldn't find this in our documentation", "I don't know"), in English. Only a reply without any
+    citation is read this way: one that cites a source answered something."""
+    return bool(_NOT_COVERED.search(text))
+
+
+def _without_instructions(text: str) -> str:
+    """The text without the sentences that give orders to an AI assistant (a document is content, never
+    instructions: "Ignore previous instructions and ..." in a synced page is dropped before any answerer sees it)."""
+    kept = []
+    for line in text.split("\n"):
+        if scope.is_instruction(line):
+            sentences = [s for s in re.split(r"(?<=[.!?])\s+", line) if not scope.is_instruction(s)]
+            log.warning("removed %d sentence(s) addressed to an AI assistant from a source",
+                        len(re.split(r"(?<=[.!?])\s+", line)) - len(sentences))
+            line = " ".join(sentences)
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def _too_vague(message: str, documents) -> bool:

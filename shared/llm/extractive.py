@@ -1,4 +1,5 @@
-"""The offline answerer: quotes the most relevant passages of the sources, with citations, and says it is quoting.
+"""The offline answerer: quotes the passages of the sources that answer the question, with citations, and says it
+is quoting — or, when none does, that it does not know.
 
 For deployments without a Gemini key. Deterministic: the same request always gives the same answer.
 
@@ -10,32 +11,36 @@ For deployments without a Gemini key. Deterministic: the same request always giv
     From **Plans and pricing**:
     - Pro: 20 EUR per month [2]
 
-How: each source's text is cut into units — sentences of paragraphs, list items, whole code blocks and tables
-(headings and front matter are left out) — and each unit is scored by how many of the question's key words it
-contains, compared by a crude stem ("refunds", "refunded" -> "refund"), plus half a point for each one that only its
-section heading contains. A source is left out when it covers fewer of the question's key words than half of what
-the best source covers, or just one when the best covers more. The best unit of each of the first `max_sources`
-remaining sources is taken (a lead-in ending in ":" with the block it leads into), then the best of the rest, while
-they fit in `max_chars` of quoted text; within a source the units keep their document order. A run of sentences
-from one paragraph, each list item and each code block or table is followed by its source's `[n]`. When nothing
-matches (another language, say), the opening of the first source is quoted. The answer streams a few words per
-piece.
+How: each source's text is cut into units — sentences of paragraphs, list items, whole code blocks, table rows
+(under their header) and FAQ answers (headings and front matter are left out) — and each unit is scored by the share
+of the question's salient terms it contains, each term weighted by how rare it is in the knowledge base
+(`AnswerRequest.terms`, from the answerability gate; without them every content word weighs 1), matched by stem; a
+term only the unit's section heading or the document's title contains counts half (see shared.answerability.terms).
+A unit answers when it covers at least MIN_SHARE of the question, and at least RELATIVE of what the best unit
+covers. The best answering unit of each of the first `max_sources` sources that have one is taken (a lead-in ending
+in ":" with the block it leads into), then the other answering units, best first, while they fit in `max_chars` of
+quoted text; within a source the units keep their document order. A run of sentences from one paragraph, each list
+item and each code block or table is followed by its source's `[n]`. A sentence that gives orders to an AI assistant
+("Ignore previous instructions ...") is never quoted. The answer streams a few words per piece.
 
-No sources: "I couldn't find this in our documentation." and `Action("handoff", "no sources")`.
+No unit answers (or no sources): nothing is said and `Action("handoff", ...)` ends the turn; the chat service says it
+does not know and offers a person.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from shared.llm.rewrite import content_words, key_words
+from shared.answerability.scope import is_instruction
+from shared.answerability.terms import coverage, question_terms, stems
 from shared.llm.types import HANDOFF, Action, Answerer, AnswerRequest, Source
 
 INTRO = "Here is what our documentation says:"
-NOT_FOUND = "I couldn't find this in our documentation."
 WORDS_PER_PIECE = 4
+MIN_SHARE = 0.5  # a unit must contain at least this share of the question's term weight
+RELATIVE = 0.6  # ... and at least this share of what the best unit contains
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[*_]?[A-Z0-9])")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
@@ -44,26 +49,47 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
 _PIECE = re.compile(r"\S+\s*")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}")
-_SUFFIXES = ("ing", "edly", "ed", "ies", "es", "s", "ly")
 
 
 @dataclass(frozen=True)
-class _Unit:
+class Unit:
     kind: str  # "sentence" | "item" | "code" | "table"
     text: str
     block: int  # which block of the source it comes from
     order: int  # position in the source
     heading: str = ""  # the heading of its section, if the text has one
 
+    @property
+    def own_text(self) -> str:
+        """What the unit itself says: a table row without the header it carries."""
+        return self.text.rsplit("\n", 1)[-1] if self.kind == "table" else self.text
+
 
 @dataclass
 class _Pick:
     source: Source
-    units: list[_Unit]
+    units: list[Unit]
+
+
+@dataclass
+class _Candidate:
+    """A source, its units, and those that answer the question, best first."""
+
+    source: Source
+    units: list[Unit]
+    ranked: list[tuple[float, Unit]]
+
+    @classmethod
+    def of(cls, source: Source, terms: Sequence) -> _Candidate:
+        found = units(source.text)
+        title = stems(source.title)
+        scored = [(unit_share(unit, terms, title), unit) for unit in found if not is_instruction(unit.own_text)]
+        return cls(source, found, sorted((pair for pair in scored if pair[0] > 0),
+                                         key=lambda pair: (-pair[0], pair[1].order)))
 
 
 class ExtractiveAnswerer(Answerer):
-    """Quotes the best sentences, list items, code and tables of the top sources (see module doc)."""
+    """Quotes the sentences, list items, code, table rows and FAQ answers of the sources that answer the question."""
 
     name = "extractive"
 
@@ -74,31 +100,27 @@ class ExtractiveAnswerer(Answerer):
         self.max_chars = max_chars
 
     def answer(self, request: AnswerRequest) -> Iterator[str | Action]:
-        """Yield the quoted answer a few words at a time, or the not-found reply and a hand-off."""
+        """Yield the quoted answer a few words at a time, or only a hand-off when no passage answers."""
         sources = [s for s in request.sources if s.text.strip()]
-        asked = f"{request.query} {request.question}"
-        # Numbers are kept: in a support question they are error codes, versions, limits ("BW-4012", "404").
-        query = {_stem(word) for word in key_words(asked)} | {w for w in content_words(asked) if w.isdigit()}
-        picks = self._select(sources, query) if sources else []
+        terms = list(request.terms) or question_terms(f"{request.query} {request.question}", None)
+        picks = self._select(sources, terms) if sources and terms else []
         if not picks:
-            yield NOT_FOUND
-            yield Action(HANDOFF, "no sources")
+            yield Action(HANDOFF, "no passage of the documentation answers the question")
             return
         yield from _pieces(_render(picks))
 
-    def _select(self, sources: list[Source], query: set[str]) -> list[_Pick]:
+    def _select(self, sources: list[Source], terms: Sequence) -> list[_Pick]:
         """The units to quote, per source in source order, each source's units in document order."""
-        candidates = [c for c in (_Candidate.of(source, query) for source in sources) if c.ranked]
-        if candidates:
-            best = max(c.coverage for c in candidates)
-            enough = max(best / 2, min(best, 2))
-            candidates = [c for c in candidates if c.coverage >= enough][: self.max_sources]
-        elif units := _units(sources[0].text):  # nothing matches: the opening of the first source
-            candidates = [_Candidate(sources[0], units, [(0.0, unit) for unit in units], 0)]
+        candidates = [_Candidate.of(source, terms) for source in sources]
+        best = max((c.ranked[0][0] for c in candidates if c.ranked), default=0.0)
+        floor = max(MIN_SHARE, RELATIVE * best)
+        for candidate in candidates:
+            candidate.ranked = [pair for pair in candidate.ranked if pair[0] >= floor - 1e-9]
+        candidates = [c for c in candidates if c.ranked][: self.max_sources]
         budget = self.max_chars
-        chosen: dict[int, dict[int, _Unit]] = {c.source.number: {} for c in candidates}
+        chosen: dict[int, dict[int, Unit]] = {c.source.number: {} for c in candidates}
 
-        def take(candidate: _Candidate, unit: _Unit, clip: bool = False) -> bool:
+        def take(candidate: _Candidate, unit: Unit, clip: bool = False) -> bool:
             nonlocal budget
             taken = chosen[candidate.source.number]
             group = [u for u in _with_what_it_leads_into(unit, candidate.units) if u.order not in taken]
@@ -120,33 +142,18 @@ class ExtractiveAnswerer(Answerer):
             ((score, c.source.number, unit.order, c, unit) for c in candidates for score, unit in c.ranked),
             key=lambda item: (-item[0], item[1], item[2]),
         )
-        top = rest[0][0] if rest else 0.0
-        for score, *_, candidate, unit in rest:  # then the best of the rest, while they fit and nearly as good
-            if score > top / 2:
-                take(candidate, unit)
+        for *_, candidate, unit in rest:  # then the other answering units, best first, while they fit
+            take(candidate, unit)
         return [_Pick(c.source, [chosen[c.source.number][order] for order in sorted(chosen[c.source.number])])
                 for c in candidates if chosen[c.source.number]]
 
 
-@dataclass
-class _Candidate:
-    """A source, its units, those matching the query best first, and how many query words it covers."""
-
-    source: Source
-    units: list[_Unit]
-    ranked: list[tuple[float, _Unit]]
-    coverage: int
-
-    @classmethod
-    def of(cls, source: Source, query: set[str]) -> _Candidate:
-        units = _units(source.text)
-        scored = [(_score(unit, query), unit) for unit in units]
-        ranked = sorted((pair for pair in scored if pair[0] > 0), key=lambda pair: (-pair[0], pair[1].order))
-        covered = set().union(*(_stems(u.text) | _stems(u.heading) for u in units)) if units else set()
-        return cls(source, units, ranked, len(query & covered))
+def unit_share(unit: Unit, terms: Sequence, title_stems: set[str] = frozenset()) -> float:
+    """The weighted share of the question's terms the unit contains (its heading and the title count half)."""
+    return coverage(terms, stems(unit.own_text), stems(unit.heading) | title_stems)
 
 
-def _with_what_it_leads_into(unit: _Unit, units: list[_Unit]) -> list[_Unit]:
+def _with_what_it_leads_into(unit: Unit, units: list[Unit]) -> list[Unit]:
     """The unit, and when it is a lead-in ("You can request a refund if:") the block that follows it."""
     if not unit.text.endswith(":") or unit.order + 1 >= len(units):
         return [unit]
@@ -154,9 +161,9 @@ def _with_what_it_leads_into(unit: _Unit, units: list[_Unit]) -> list[_Unit]:
     return [unit, *(u for u in units[unit.order + 1 :] if u.block == following)]
 
 
-def _units(text: str) -> list[_Unit]:
+def units(text: str) -> list[Unit]:
     """Sentences, list items, code blocks and tables of a source's text, in order; headings left out."""
-    units: list[_Unit] = []
+    units: list[Unit] = []
     block = 0
     heading = ""
     paragraph: list[str] = []
@@ -167,7 +174,7 @@ def _units(text: str) -> list[_Unit]:
     def add(kind: str, content: str) -> None:
         content = content.strip()
         if content and all(u.text != content for u in units):  # overlapping passages repeat text
-            units.append(_Unit(kind, content, block, len(units), heading))
+            units.append(Unit(kind, content, block, len(units), heading))
 
     def flush() -> None:
         nonlocal block
@@ -225,26 +232,7 @@ def _units(text: str) -> list[_Unit]:
     return units
 
 
-def _stem(word: str) -> str:
-    """A crude stem: "refunds", "refunded", "refunding" -> "refund"; "charge", "charges" -> "charg"."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
-            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-            break
-    return word[:-1] if word.endswith("e") and len(word) > 3 else word
-
-
-def _stems(text: str) -> set[str]:
-    return {_stem(word) for word in content_words(text)}
-
-
-def _score(unit: _Unit, query: set[str]) -> float:
-    text = unit.text.rsplit("\n", 1)[-1] if unit.kind == "table" else unit.text  # a row, not its header
-    own = query & _stems(text)
-    return len(own) + 0.5 * len((query - own) & _stems(unit.heading))
-
-
-def _clipped(unit: _Unit, limit: int) -> _Unit:
+def _clipped(unit: Unit, limit: int) -> Unit:
     """The unit cut to at most `limit` characters: at a word for prose, at a line (fence closed) for code."""
     if unit.kind == "code":
         lines = unit.text.splitlines()
@@ -257,7 +245,7 @@ def _clipped(unit: _Unit, limit: int) -> _Unit:
         text = "\n".join([*kept, fence])
     else:
         text = unit.text[: limit - 1].rsplit(None, 1)[0].rstrip(" ,;:") + "…"
-    return _Unit(unit.kind, text, unit.block, unit.order)
+    return Unit(unit.kind, text, unit.block, unit.order)
 
 
 def _render(picks: list[_Pick]) -> str:
@@ -269,11 +257,11 @@ def _render(picks: list[_Pick]) -> str:
     return "\n\n".join(parts)
 
 
-def _quotes(units: list[_Unit], marker: str) -> str:
+def _quotes(units: list[Unit], marker: str) -> str:
     """Runs of consecutive sentences joined as prose, list items one per line, code and tables as blocks; each
     followed by the marker (on a line of its own after a block, so the block still renders)."""
     quotes: list[tuple[str, str]] = []  # (kind, text)
-    run: list[_Unit] = []
+    run: list[Unit] = []
     for unit in [*_merge_table_rows(units), None]:
         if unit is not None and unit.kind == "sentence" and (
             not run or (run[-1].block == unit.block and run[-1].order == unit.order - 1)
@@ -299,14 +287,14 @@ def _quotes(units: list[_Unit], marker: str) -> str:
     return text
 
 
-def _merge_table_rows(units: list[_Unit]) -> list[_Unit]:
+def _merge_table_rows(units: list[Unit]) -> list[Unit]:
     """Rows picked from one table (each carries the header) become one table again: the header once, then the rows."""
-    merged: list[_Unit] = []
+    merged: list[Unit] = []
     for unit in units:
         previous = merged[-1] if merged else None
         if (previous is not None and unit.kind == previous.kind == "table" and unit.block == previous.block
                 and unit.text.split("\n", 2)[:2] == previous.text.split("\n", 2)[:2]):
-            merged[-1] = _Unit("table", previous.text + "\n" + unit.text.split("\n", 2)[2], unit.block,
+            merged[-1] = Unit("table", previous.text + "\n" + unit.text.split("\n", 2)[2], unit.block,
                                unit.order, unit.heading)
         else:
             merged.append(unit)

@@ -29,22 +29,11 @@ import re
 from collections.abc import Sequence
 
 from shared.llm.types import HistoryMessage, Rewrite, Rewriter
+from shared.text import STOP_WORDS, WORD, content_words, words
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _CLAUSE_BREAK = re.compile(r"[,;:.!?]|\b(?:and|but|because|since|so|when|if|although|while)\b")
 _LETTER = re.compile(r"[^\W\d_]")
 
-STOP_WORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below between both
-    but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each few for from
-    further had hadn't has hasn't have haven't having he her here hers herself him himself his how i i'd i'll i'm
-    i've if in into is isn't it it's its itself just let's me might more most must mustn't my myself no nor not of
-    off on once only or other ought our ours ourselves out over own same shall she should shouldn't some such than
-    that that's the their theirs them themselves then there there's these they they'd they'll they're they've this
-    those through to too under until up very was wasn't we we'd we'll we're we've were weren't what what's when
-    when's where where's which while who who's whom why why's will with won't would wouldn't you you'd you'll you're
-    you've your yours yourself yourselves also please much many ok okay yes yeah hi hello hey thanks thank""".split()
-)
 _CONNECTIVE_OPENINGS = (
     ("what", "about"), ("how", "about"), ("what", "if"), ("and",), ("also",), ("but",), ("so",), ("then",), ("or",),
     ("plus",), ("same",), ("as", "well"),
@@ -82,16 +71,6 @@ _GENERIC_VERBS = frozenset(
 )
 _MAX_KEY_WORDS = 6
 _SHORT_WORDS = 5  # a "very short" message has at most this many words
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased words, apostrophes kept inside words ("don't", "l'espagne")."""
-    return [w.replace("’", "'") for w in _WORD.findall(text.lower())]
-
-
-def content_words(text: str) -> list[str]:
-    """The words of `text` that are not stop words, in order."""
-    return [w for w in words(text) if w not in STOP_WORDS]
 
 
 def needs_context(message: str, history: Sequence[HistoryMessage]) -> bool:
@@ -136,7 +115,7 @@ _Token = tuple[str, int]  # a lower-cased word and where it starts in the messag
 
 
 def _tokens(message: str) -> list[_Token]:
-    return [(m.group().lower().replace("’", "'"), m.start()) for m in _WORD.finditer(message)]
+    return [(m.group().lower().replace("’", "'"), m.start()) for m in WORD.finditer(message)]
 
 
 def _combine(message: str, key_words: list[str]) -> str:

@@ -45,6 +45,7 @@ class AnswerRequest:
     history: Sequence[HistoryMessage] = ()  # the buffer window, oldest first
     summary: str = ""  # rolling summary of the turns before the buffer window
     policies: str = ""  # the tenant's business policies (free text an editor maintains)
+    terms: Sequence = ()  # the question's salient terms with their weights (shared.answerability.terms.Term)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ _LEXEMES_SQL = "SELECT DISTINCT lexeme FROM unnest(tsvector_to_array(to_tsvector
 _DF_SQL = ("SELECT t.lexeme, count(*) FROM chunk_terms t WHERE t.tenant = %s AND t.lexeme = ANY(%s) "
            "GROUP BY t.lexeme")
 _COUNT_SQL = "SELECT count(*) FROM chunks WHERE tenant = %s"
+# Each word of a text with its lexemes (empty for a stop word), as the index analysed it.
+_TOKENS_SQL = ("SELECT lower(token), lexemes FROM ts_debug('english', %s) "
+               "WHERE lexemes IS NOT NULL AND cardinality(lexemes) > 0")
 
 
 class KeywordSearch:
@@ -63,6 +66,19 @@ class KeywordSearch:
                                                    top_k])
             hits = [ChunkHit(chunk_id=r[0], document_id=r[1], score=float(r[2]), topic=r[3]) for r in cur.fetchall()]
         return with_text_of(self._db, tenant, hits) if with_text else hits
+
+    def term_frequencies(self, tenant: str, text: str) -> tuple[int, dict[str, int]]:
+        """(chunks of the tenant, {lower-cased word of `text`: chunks containing it}) as the index analyses the
+        text — the statistics BM25 uses, cached the same way. A word the knowledge base lacks maps to 0."""
+        with self._db.transaction() as cur:
+            cur.execute(_TOKENS_SQL, (text,))
+            tokens: dict[str, list[str]] = {}
+            for token, lexemes in cur.fetchall():
+                tokens.setdefault(token, list(lexemes))
+            chunks = self._chunk_count(cur, tenant)
+            lexemes = sorted({lex for found in tokens.values() for lex in found})
+            df = self._document_frequencies(cur, tenant, lexemes)
+        return chunks, {token: max(df.get(lex, 0) for lex in found) for token, found in tokens.items()}
 
     def _term_weights(self, cur, tenant: str, lexemes: list[str], chunks: int) -> dict[str, float]:
         """idf of each lexeme the tenant's chunks contain, without the too-common ones, rarest first."""

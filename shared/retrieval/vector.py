@@ -18,6 +18,11 @@ class VectorSearch:
         self._embedder = embedder
         self._index = index
 
+    @property
+    def embedder_key(self) -> str:
+        """The key of the embedder questions are embedded with (its model and dimension)."""
+        return self._embedder.key
+
     def search(self, question: str, tenant: str, top_k: int = 50, topics: list[str] | None = None, *,
                with_text: bool = True) -> list[ChunkHit]:
         """Chunks nearest to the question, best first (cosine similarity). `with_text=False` skips the database:

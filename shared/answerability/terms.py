@@ -1,0 +1,104 @@
+"""A question's salient terms, weighted by how rare they are in the knowledge base, and how much of them a text covers.
+
+    question_terms(question, frequencies)   the terms that carry the question's content: words that are not stop
+                                            words, generic verbs, pronouns or the frame of a question ("how long",
+                                            "how much"), each with its weight (inverse document frequency in the
+                                            tenant's chunks), whether the knowledge base knows it, whether it is
+                                            written like a name or code
+    stems(text)                             the Snowball English stems of a text's content words
+    coverage(terms, text_stems, ...)        the weighted share of the terms a text contains (0..1)
+
+Words are matched by their Snowball English stem ("connecting", "connection" -> "connect"), the stemmer of
+PostgreSQL's `english` configuration, so a term the full-text index knows is one a passage is matched on. Weights
+use the full-text statistics the keyword leg keeps (`KeywordSearch.term_frequencies`): a word in half the chunks
+("brightwave", "booking") weighs little, one in a single chunk a lot, one the knowledge base never mentions the most.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from shared.text import STOP_WORDS, words
+from shared.retrieval.hybrid import find_identifiers
+
+# Verbs and nouns that frame a support question rather than say what it is about.
+GENERIC = frozenset(
+    """get gets getting got do does doing did done make makes making made have has having need needs want wants
+    know tell use using see find go going help like able way thing things something anything possible someone
+    anyone somebody work works working please question questions happen happens
+    wondering wonder ask asking try trying""".split()
+)
+# After "how": "how long", "how much", "how many", "how often" ask for a quantity; the word names no topic.
+_QUANTITY = frozenset({"long", "much", "many", "often", "soon", "far", "quickly", "fast"})
+_PRONOUNS = frozenset({"that", "it", "this", "they", "them", "those", "these", "its", "their", "theirs", "there"})
+
+
+@dataclass(frozen=True)
+class Term:
+    word: str  # lower-cased, as written
+    stem: str  # Snowball English stem: what texts are matched on
+    weight: float  # inverse document frequency in the knowledge base
+    known: bool  # some chunk of the knowledge base contains it
+    name: bool  # written like a name or a code in the question (Salesforce, SSO, BW-4012)
+
+
+@functools.cache
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=50_000)
+def stem(word: str) -> str:
+    return _stemmer().stemWord(word.replace("'", ""))
+
+
+def stems(text: str) -> set[str]:
+    """The stems of the content words of `text` (numbers kept: "30", "4012")."""
+    return {stem(word) for word in words(text) if word not in STOP_WORDS}
+
+
+def idf(df: int, chunks: int) -> float:
+    """BM25's inverse document frequency; a word no chunk contains gets the largest weight (df 0)."""
+    return math.log(1 + (chunks - df + 0.5) / (df + 0.5))
+
+
+def question_terms(question: str, frequencies: Callable[[str], tuple[int, dict[str, int]]] | None) -> list[Term]:
+    """The question's salient terms, each once, in order. `frequencies(question)` returns (chunks in the knowledge
+    base, {lower-cased word: chunks containing it}); without it (no knowledge base at hand) every word weighs 1 and
+    counts as known."""
+    tokens = words(question)
+    names = {w.lower() for text, _ in find_identifiers(question) for w in words(text)}
+    chunks, df = frequencies(question) if frequencies is not None else (0, {})
+    terms: dict[str, Term] = {}
+    for index, word in enumerate(tokens):
+        if word in STOP_WORDS or word in GENERIC or word in _PRONOUNS or len(word) < 2 and not word.isdigit():
+            continue
+        if word in _QUANTITY and index > 0 and tokens[index - 1] == "how":
+            continue
+        if word.isdigit() and len(word) < 2:
+            continue
+        key = stem(word)
+        if key in terms:
+            continue
+        if frequencies is None:
+            terms[key] = Term(word, key, 1.0, True, word in names)
+        else:
+            count = df.get(word, 0)
+            terms[key] = Term(word, key, idf(count, max(chunks, 1)), count > 0, word in names)
+    return list(terms.values())
+
+
+def coverage(terms: Sequence[Term], text_stems: set[str], context_stems: Iterable[str] = ()) -> float:
+    """The weighted share of `terms` whose stem `text_stems` contains; a term only the text's context has (its
+    section heading, its document's title) counts half."""
+    total = sum(t.weight for t in terms)
+    if not total:
+        return 0.0
+    context = set(context_stems)
+    got = sum(t.weight if t.stem in text_stems else 0.5 * t.weight if t.stem in context else 0.0 for t in terms)
+    return got / total
