@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError
 from shared.tenants import TENANT_ID
@@ -222,6 +224,15 @@ class Settings:
     sse_heartbeat_seconds: float = setting(
         "SSE_HEARTBEAT_SECONDS", 10.0, "Send an SSE comment line after this long without an event."
     )
+    public_url_bases: str = setting(
+        "PUBLIC_URL_BASES", "", "Where documents without a `source_url` are published: comma-separated "
+        "`gs://bucket/prefix/=https://help.example.com/base/` pairs. A document whose path starts with a prefix "
+        "(the longest that matches) links to the base plus the rest of its path, URL-quoted and with its file "
+        "extension kept (`gs://knowledge/billing/refunds.md` -> `https://help.example.com/base/billing/refunds.md`"
+        " for the prefix `gs://knowledge/`); one that matches none is cited by its title only. Applied when "
+        "answering: a change needs no re-ingest. An entry that is not `gs://bucket/…=http(s)://host/…` (or whose "
+        "base has a query or fragment) stops the function at its first request."
+    )
 
     # --- HTTP server (every function; shared/server.py) -----------------------------------------------------------
     request_body_timeout_seconds: float = setting(
@@ -312,6 +323,7 @@ class Settings:
             raise ConfigurationError("TRUSTED_PROXY_HOPS must be between 0 (ignore X-Forwarded-For) and 10")
         if self.sse_heartbeat_seconds <= 0:
             raise ConfigurationError("SSE_HEARTBEAT_SECONDS must be positive")
+        parse_url_bases(self.public_url_bases)  # a bad entry stops the function now, not at its first citation
         # --- HTTP server ---
         if not 0 < self.request_body_timeout_seconds <= 3600:
             raise ConfigurationError("REQUEST_BODY_TIMEOUT_SECONDS must be above 0 and at most 3600")
@@ -322,6 +334,11 @@ class Settings:
     @property
     def allowed_origins(self) -> frozenset[str]:
         return frozenset(o.strip().rstrip("/") for o in self.chat_allowed_origins.split(",") if o.strip())
+
+    @property
+    def url_bases(self) -> tuple[tuple[str, str], ...]:
+        """PUBLIC_URL_BASES as (prefix, base) pairs (`shared.llm.links.public_url` picks the longest match)."""
+        return parse_url_bases(self.public_url_bases)
 
     @property
     def generation_enabled(self) -> bool:
@@ -356,6 +373,37 @@ def _coerce(f: dataclasses.Field, raw: str):
         return kind(raw)
     except ValueError:
         raise ConfigurationError(f"{f.metadata['env']}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def parse_url_bases(raw: str) -> tuple[tuple[str, str], ...]:
+    """`gs://b/prefix/=https://host/base/,...` as (prefix, base) pairs. A base gains a trailing "/" when its prefix
+    has one, so a folder maps onto a folder."""
+    pairs = []
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        prefix, equals, base = (part.strip() for part in entry.partition("="))
+        if not equals or not re.fullmatch(r"gs://[^/\s]+/\S*", prefix):
+            raise ConfigurationError(f"PUBLIC_URL_BASES: {entry!r} must be `gs://bucket/prefix=https://host/path`")
+        if not _is_base_url(base):
+            raise ConfigurationError(f"PUBLIC_URL_BASES: {base!r} (for {prefix}) must be an http(s) URL without "
+                                     "a query or fragment")
+        if prefix.endswith("/") and not base.endswith("/"):
+            base += "/"
+        pairs.append((prefix, base))
+    if len({prefix for prefix, _ in pairs}) < len(pairs):
+        raise ConfigurationError("PUBLIC_URL_BASES names a prefix twice")
+    return tuple(pairs)
+
+
+def _is_base_url(value: str) -> bool:
+    """An absolute http(s) URL with a host and no query or fragment (a path appended to it stays its path)."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host) and not re.search(r"[?#\s]", value)
 
 
 def fields() -> list[dataclasses.Field]:

@@ -6,22 +6,34 @@ object (`Accept: application/json`); the service never knows which.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+from shared.llm.links import public_url
 
 
 @dataclass(frozen=True)
 class Citation:
-    """A numbered source shown with an answer."""
+    """A numbered source shown with an answer. Customers see all of it (the stream, the Session JSON), so it never
+    carries where the document is stored: a document without a public page is cited by its title alone."""
 
     number: int
     title: str
-    url: str  # the page URL when known, else the source path
-    source: str  # where the document came from (gs://bucket/path or the crawled URL)
+    url: str  # the document's public http(s) page (shared.llm.links.public_url), or ""
     snippet: str
     document_id: str
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def shown_citation(stored: dict, url_bases: Sequence[tuple[str, str]] = ()) -> dict:
+    """A citation saved with a turn, as the Session JSON shows it: the Citation fields only, `url` http(s) or "".
+    Turns saved before citations stopped naming the storage path (in `url` and `source`) get the public URL that
+    PUBLIC_URL_BASES gives that path now, or none."""
+    shown = {f.name: stored.get(f.name) for f in fields(Citation)}
+    shown["url"] = public_url(stored.get("url"), stored.get("source"), url_bases)
+    return shown
 
 
 @dataclass(frozen=True)

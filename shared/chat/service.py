@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from shared.answerability import scope
-from shared.chat.events import Citation, CitationsEvent, Delta, Done, ErrorEvent, Event, SessionEvent
+from shared.chat.events import Citation, CitationsEvent, Delta, Done, ErrorEvent, Event, SessionEvent, shown_citation
 from shared.errors import AppError, BadRequest, NotFound, RateLimited
 from shared.llm import (
     HANDOFF,
@@ -38,7 +38,7 @@ from shared.llm import (
     HistoryMessage,
     Source,
 )
-from shared.llm.links import LinkFilter, citation_url, web_url
+from shared.llm.links import LinkFilter, public_url
 from shared.logs import bind
 from shared.memory.connection import check_tenant, utc_now
 from shared.memory.signing import UserTokenRequired, UserTokensDisabled, verify_user_token
@@ -180,14 +180,14 @@ class ChatService:
 
         sources = [Source(number=i, title=d.title,
                           text=_without_instructions("\n\n".join(c.text for c in d.chunks))[:SOURCE_CHARS],
-                          url=web_url(d.url) or d.source_uri, document_id=d.document_id)
+                          url=public_url(d.url, d.source_uri, self._settings.url_bases), document_id=d.document_id)
                    for i, d in enumerate(result.documents, 1)]
         policies = self._memory.policies.get(request.tenant)
         answer_request = AnswerRequest(question=message, query=rewrite.query, sources=sources, history=history,
                                        summary=self._summary(session), policies=policies,
                                        terms=assessment.terms)
         # Links first (a link's text may hold a marker), then citation markers: see shared.llm.links for the rule.
-        links = LinkFilter((web_url(d.url) for d in result.documents), policies)
+        links = LinkFilter((s.url for s in sources), policies)
         checker = CitationFilter((s.number for s in sources), renumber=True)
         action = None
         for piece in self._stream_answer(answer_request):
@@ -289,7 +289,8 @@ class ChatService:
         return {
             "session_id": session.id,
             "expires_at": session.expires_at.isoformat(),
-            "messages": [{"role": m.role, "text": m.text, "turn_id": m.turn_id, "citations": m.citations,
+            "messages": [{"role": m.role, "text": m.text, "turn_id": m.turn_id,
+                          "citations": [shown_citation(c, self._settings.url_bases) for c in m.citations],
                           "action": m.action, "confidence": m.confidence, "created_at": m.created_at.isoformat()}
                          for m in self._memory.transcript(session)],
         }
@@ -449,8 +450,8 @@ def _citation(number: int, source: Source, document) -> Citation:
     snippet = " ".join(_MARKUP.sub(" ", best).split())
     if len(snippet) > SNIPPET_CHARS:
         snippet = snippet[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
-    return Citation(number=number, title=source.title, url=citation_url(document.url, document.source_uri),
-                    source=document.source_uri, snippet=snippet, document_id=document.document_id)
+    return Citation(number=number, title=source.title, url=source.url, snippet=snippet,
+                    document_id=document.document_id)
 
 
 def _public_failure(error: AppError) -> str:

@@ -8,8 +8,8 @@ to put a link in front of the customer as the assistant's own advice ("reset it 
     naming https://app.example.com/ admits https://app.example.com/login); http(s) and mailto only.
 
 Anything else loses its URL: a Markdown link `[text](url)` (or image) keeps its text, a bare URL or an autolink
-`<url>` becomes "(link removed)". The sources stay reachable through the citations, whose URLs are http(s) only
-(`web_url`, `citation_url`).
+`<url>` becomes "(link removed)". The sources stay reachable through the citations, whose URLs are http(s) or empty,
+never a storage path (`web_url`, `public_url`).
 
 `LinkFilter` works on a stream like `CitationFilter`: the output of any split of a text equals that of the whole
 text. It holds back the trailing word (a URL may still be growing) and an unfinished `[text](url` or `<url`, never
@@ -19,8 +19,8 @@ more than `MAX_HOLD` characters.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from urllib.parse import urlsplit
+from collections.abc import Iterable, Sequence
+from urllib.parse import quote, urlsplit
 
 from shared.llm.citations import StreamFilter
 
@@ -55,16 +55,20 @@ def web_url(value: str | None) -> str:
     return value
 
 
-def citation_url(url: str | None, source_uri: str | None) -> str:
-    """A citation's `url`: the document's http(s) page URL, else its source path when that is an http(s) URL or a
-    `gs://` object (shown as text, never linked), else ""."""
-    if web_url(url):
-        return web_url(url)
-    if web_url(source_uri):
-        return web_url(source_uri)
-    if isinstance(source_uri, str) and source_uri.startswith("gs://") and not any(c.isspace() for c in source_uri):
-        return source_uri
-    return ""
+def public_url(url: str | None, source_uri: str | None, bases: Sequence[tuple[str, str]] = ()) -> str:
+    """The page a customer may follow to a document, or "" when it has none: its own http(s) page URL (object
+    metadata `source_url`), else its source path when that is an http(s) URL, else the base of the longest
+    PUBLIC_URL_BASES prefix of its path plus the rest of the path, URL-quoted (`bases`: Settings.url_bases). Never
+    a storage path (`gs://…`): what has no public page is shown by its title."""
+    if web_url(url) or web_url(source_uri):
+        return web_url(url) or web_url(source_uri)
+    if not isinstance(source_uri, str):
+        return ""
+    matching = [(prefix, base) for prefix, base in bases if source_uri.startswith(prefix)]
+    if not matching:
+        return ""
+    prefix, base = max(matching, key=lambda pair: len(pair[0]))
+    return web_url(base + quote(source_uri[len(prefix):]))
 
 
 def urls_in(text: str) -> list[str]:

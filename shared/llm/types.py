@@ -23,7 +23,7 @@ class Source:
     number: int  # 1-based, as cited "[n]"
     title: str
     text: str  # the retrieved passages of the document, in document order, joined by "\n\n"
-    url: str  # page URL or source path ("" if none)
+    url: str  # the public http(s) page (shared.llm.links.public_url), "" if none: never a storage path
     document_id: str
 
 

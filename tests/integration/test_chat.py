@@ -83,6 +83,12 @@ def memory():
     return services.memory_store()
 
 
+def assert_no_storage_path(*shown) -> None:
+    """Nothing a customer sees (a turn's events: answer, citations...; a session) names where a document is stored."""
+    for what in shown:
+        assert "gs://" not in json.dumps(what), what
+
+
 # --- answering without a model (the local default) --------------------------------------------------------------------
 def test_a_question_streams_a_cited_answer_quoted_from_the_documentation(chat):
     turn = chat.ask("How long does a refund take to reach my card?")
@@ -94,7 +100,9 @@ def test_a_question_streams_a_cited_answer_quoted_from_the_documentation(chat):
     assert "5-10 business days" in turn["answer"] or "5–10 business days" in turn["answer"]
     cited = turn["citations"]["citations"]
     assert cited and cited[0]["title"] == "Refunds"
-    assert cited[0]["url"].endswith("billing/refunds.md") and cited[0]["snippet"] and cited[0]["document_id"]
+    assert cited[0]["url"] == "" and cited[0]["snippet"] and cited[0]["document_id"]  # no public page: its title
+    assert set(cited[0]) == {"number", "title", "url", "snippet", "document_id"}
+    assert_no_storage_path(turn)
     assert f"[{cited[0]['number']}]" in turn["answer"]
     for citation in cited:  # every marker in the text points at a listed citation
         assert citation["number"] >= 1
@@ -128,8 +136,9 @@ def test_a_follow_up_is_understood_in_context(chat):
 def test_an_identifier_finds_its_document(chat):
     turn = chat.ask("What does BW-4012 mean?")
     assert turn["done"]["action"] == "answer"
-    assert turn["citations"]["citations"][0]["url"].endswith("troubleshooting/error-codes.md")
+    assert turn["citations"]["citations"][0]["title"] == "Error codes"
     assert "BW-4012" in turn["answer"]
+    assert_no_storage_path(turn)
 
 
 def test_an_unanswerable_question_gets_an_honest_dont_know_a_hand_off_and_a_recorded_gap(chat):
@@ -162,8 +171,21 @@ def test_the_session_returns_the_conversation_with_the_citations_shown(chat):
     assert messages[1]["text"] == turn["answer"]
     assert messages[1]["citations"] == turn["citations"]["citations"]
     assert messages[1]["action"] == "answer" and messages[1]["turn_id"] == turn["session"]["turn_id"]
+    assert_no_storage_path(response.json())
 
     assert chat.get("/v1/sessions/" + "x" * 22).status_code == 404
+
+
+def test_a_turn_stored_with_storage_paths_is_shown_without_them(chat):
+    turn = chat.ask("How long does a refund take?")
+    ids = turn["session"]
+    stored = memory()._connection.client.document("tenants", "default", "sessions", ids["session_id"], "messages",
+                                                  ids["turn_id"] + "-a")
+    path = "gs://knowledge/billing/refunds.md"  # how citations were once saved: the path as url and source
+    stored.update({"citations": [{**turn["citations"]["citations"][0], "url": path, "source": path}]})
+
+    shown = chat.get(f"/v1/sessions/{ids['session_id']}").json()["messages"][1]["citations"]
+    assert shown == [{**turn["citations"]["citations"][0], "url": ""}]
 
 
 def test_feedback_is_stored_and_unknown_turns_are_404(chat):
@@ -342,6 +364,33 @@ def test_a_throttled_model_is_retried_and_a_down_one_falls_back_to_quoting(gemin
     assert turn["done"]["action"] == "answer"
     assert turn["answer"].startswith("Here is what our documentation says")
     assert turn["citations"]["citations"][0]["title"] == "Refunds"
+
+
+def test_a_mapped_document_links_to_its_public_page_in_the_citation_the_prompt_and_the_answer(make_chat, gemini,
+                                                                                              storage):
+    chat = make_chat(GEMINI_API_KEY="test-key", GEMINI_BASE_URL=gemini.url,
+                     PUBLIC_URL_BASES=f"gs://{storage.bucket}/billing/=https://help.example.com/billing")
+    page = "https://help.example.com/billing/refunds.md"
+    gemini.script_stream([f"Refunds take 5-10 business days [1] (see [our refund page]({page}))."])
+    turn = chat.ask("How long does a refund take?")
+
+    cited = turn["citations"]["citations"]
+    assert [(c["number"], c["title"], c["url"]) for c in cited] == [(1, "Refunds", page)]
+    assert f"[our refund page]({page})" in turn["answer"]  # the source's own page: the link is kept
+    instruction = json.dumps(generation_requests(gemini)[-1].json["systemInstruction"])
+    assert f"[1] Refunds ({page})" in instruction
+    assert_no_storage_path(turn, instruction)
+
+    gemini.script_stream(["Reset links expire after 60 minutes [1]."])
+    other = chat.ask("How do I reset my password?")  # account/ is not mapped: cited by its title alone
+    assert [(c["title"], c["url"]) for c in other["citations"]["citations"]] == [("Reset your password", "")]
+    assert_no_storage_path(other, generation_requests(gemini)[-1].json["systemInstruction"])
+
+    gemini.fail_next(20, status=503)  # the quoted answer, when the model is down
+    quoted = chat.ask("How long does a refund take?")
+    assert quoted["answer"].startswith("Here is what our documentation says")
+    assert quoted["citations"]["citations"][0]["url"] == page
+    assert_no_storage_path(quoted, chat.get(f"/v1/sessions/{quoted['session']['session_id']}").json())
 
 
 def test_the_models_hand_off_call_is_a_structured_action_and_a_recorded_gap(gemini_chat):

@@ -68,11 +68,11 @@ def test_unstorable_text_and_deep_json_are_400s_and_chat_keeps_answering(start_c
                  "How do I reset my password?"] * 3
     with ThreadPoolExecutor(4) as pool:
         turns = list(pool.map(chat.ask, questions))
-    expected = {"How long does a refund take to reach my card?": "refunds.md",
-                "What does BW-4012 mean?": "error-codes.md", "How do I reset my password?": "reset-password.md"}
+    expected = {"How long does a refund take to reach my card?": "Refunds",
+                "What does BW-4012 mean?": "Error codes", "How do I reset my password?": "Reset your password"}
     for question, turn in zip(questions, turns):
         assert turn["done"]["action"] == "answer", turn
-        assert turn["citations"]["citations"][0]["url"].endswith(expected[question])
+        assert turn["citations"]["citations"][0]["title"] == expected[question]
     transcript = chat.get(f"/v1/sessions/{session_id}").json()["messages"]
     assert [m["role"] for m in transcript] == ["user", "assistant"]  # no poison reached the session
 
@@ -242,7 +242,7 @@ def test_citation_links_are_http_only_and_answers_keep_only_sources_and_policy_l
     assert "https://app.brightwave.io/plans" in answer  # named by the policies
     cited = {c["title"]: c for c in turn["citations"]["citations"]}
     assert {"Chargebacks", "Card disputes"} <= set(cited)
-    assert cited["Chargebacks"]["url"] == chat.stack.uri("billing/chargebacks.md")  # the path, never javascript:
+    assert cited["Chargebacks"]["url"] == ""  # neither javascript: nor the storage path: its title alone
     assert cited["Card disputes"]["url"] == "https://help.example.com/disputes"
     stored = chat.get(f"/v1/sessions/{turn['session']['session_id']}").json()["messages"][1]
     assert "javascript:" not in json.dumps(stored) and "evil.example" not in stored["text"]

@@ -31,8 +31,8 @@ from tests.sse import Comment, Event, iter_sse, parse, parse_all
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "https://shop.example"
 LIMITS = {"client": 60, "session": 20}  # the RATE_LIMIT_* defaults, passed with every request in single-tenant mode
-CITATION = Citation(number=1, title="Refunds", url="https://help.example/refunds", source="gs://kb/billing/refunds.md",
-                    snippet="Refunds take 5 days.", document_id="doc-1")
+CITATION = Citation(number=1, title="Refunds", url="https://help.example/refunds", snippet="Refunds take 5 days.",
+                    document_id="doc-1")
 TURN = [
     SessionEvent("session-0123456789", "turn-0001"),
     Delta("Refunds take "),

@@ -42,3 +42,28 @@ def test_bad_number_names_the_variable():
 def test_missing_or_inconsistent_settings_say_what_to_set(env, message):
     with pytest.raises(ConfigurationError, match=message):
         Settings.from_env(env).validate()
+
+
+def test_public_url_bases_are_read_as_prefix_and_base_pairs():
+    s = Settings.from_env({"DATABASE_URL": "postgresql://x@h/db", "PUBLIC_URL_BASES":
+                           " gs://knowledge/=https://help.example.com/kb , gs://knowledge/faq.csv=http://h.example/faq,"})
+    assert s.validate().url_bases == (("gs://knowledge/", "https://help.example.com/kb/"),
+                                      ("gs://knowledge/faq.csv", "http://h.example/faq"))
+    assert Settings().url_bases == ()
+
+
+@pytest.mark.parametrize("value", [
+    "knowledge/billing/=https://help.example.com/",  # not a gs:// path
+    "gs://knowledge=https://help.example.com/",  # no object path after the bucket
+    "gs://knowledge/billing/",  # no base
+    "gs://knowledge/billing/=ftp://help.example.com/",  # not http(s)
+    "gs://knowledge/billing/=javascript:alert(1)",
+    "gs://knowledge/billing/=/billing/",  # relative
+    "gs://knowledge/billing/=https://help.example.com/?page=",  # a query: the path would land in it
+    "gs://knowledge/billing/=https://help.example.com/#",
+    "gs://knowledge/billing/=https://help example.com/",
+    "gs://knowledge/a/=https://a.example/,gs://knowledge/a/=https://b.example/",  # the same prefix twice
+])
+def test_a_bad_public_url_base_stops_the_function_naming_the_setting(value):
+    with pytest.raises(ConfigurationError, match="PUBLIC_URL_BASES"):
+        Settings.from_env({"DATABASE_URL": "postgresql://x@h/db", "PUBLIC_URL_BASES": value}).validate()

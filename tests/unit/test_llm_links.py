@@ -1,11 +1,14 @@
-"""Links in answers and citations (`shared.llm.links`) and how the prompt presents the sources (`shared.llm.prompt`)."""
+"""Links in answers and citations (`shared.llm.links`, a stored citation as shown) and how the prompt presents the
+sources (`shared.llm.prompt`)."""
 
 from __future__ import annotations
 
 import pytest
 
+from shared.chat.events import shown_citation
+from shared.config import parse_url_bases
 from shared.llm import prompt
-from shared.llm.links import REMOVED, LinkFilter, citation_url, web_url
+from shared.llm.links import REMOVED, LinkFilter, public_url, web_url
 from shared.llm.types import Source
 
 SOURCES = ["https://help.example.com/refunds", "https://help.example.com/disputes/"]
@@ -71,11 +74,44 @@ def test_web_url(value, expected):
     assert web_url(value) == expected
 
 
-def test_citation_urls_are_http_or_the_source_path():
-    assert citation_url("https://help.example/r", "gs://kb/r.md") == "https://help.example/r"
-    assert citation_url("javascript:alert(1)", "gs://kb/r.md") == "gs://kb/r.md"
-    assert citation_url("", "https://docs.example/page") == "https://docs.example/page"
-    assert citation_url("javascript:alert(1)", "javascript:alert(2)") == ""
+BASES = parse_url_bases("gs://kb/=https://help.example/kb/, gs://kb/billing/=https://billing.example/docs,"
+                        "gs://kb/faq.csv=https://help.example/faq")
+
+
+def test_a_public_url_is_the_documents_page_and_never_its_storage_path():
+    assert public_url("https://help.example/r", "gs://kb/r.md") == "https://help.example/r"
+    assert public_url("javascript:alert(1)", "gs://kb/r.md") == ""
+    assert public_url("", "gs://kb/billing/refunds.md") == ""
+    assert public_url("", "https://docs.example/page") == "https://docs.example/page"
+    assert public_url("javascript:alert(1)", "javascript:alert(2)", BASES) == ""
+    assert public_url(None, None, BASES) == ""
+
+
+@pytest.mark.parametrize("source_uri, expected", [
+    ("gs://kb/account/reset.md", "https://help.example/kb/account/reset.md"),  # the extension is kept
+    ("gs://kb/billing/refunds.md", "https://billing.example/docs/refunds.md"),  # the longest prefix wins
+    ("gs://kb/faq.csv", "https://help.example/faq"),  # a prefix may be a whole object
+    ("gs://kb/a b/ü#1?.md", "https://help.example/kb/a%20b/%C3%BC%231%3F.md"),  # the rest is URL-quoted
+    ("gs://other/account/reset.md", ""),  # no prefix matches: no URL, the title is shown
+    ("gs://kbx/account/reset.md", ""),
+])
+def test_public_url_bases_map_a_storage_path_to_a_page(source_uri, expected):
+    assert public_url("", source_uri, BASES) == expected
+
+
+def test_the_documents_own_source_url_wins_over_the_mapping():
+    assert public_url("https://elsewhere.example/refunds", "gs://kb/billing/refunds.md", BASES) == \
+        "https://elsewhere.example/refunds"
+
+
+def test_a_stored_citation_is_shown_without_its_storage_path():
+    old = {"number": 1, "title": "Refunds", "url": "gs://kb/billing/refunds.md", "source": "gs://kb/billing/refunds.md",
+           "snippet": "Refunds take 5 days.", "document_id": "d1"}
+    assert shown_citation(old) == {"number": 1, "title": "Refunds", "url": "", "snippet": "Refunds take 5 days.",
+                                   "document_id": "d1"}
+    assert shown_citation(old, BASES)["url"] == "https://billing.example/docs/refunds.md"
+    new = {"number": 2, "title": "Reset", "url": "https://help.example/reset", "snippet": "s", "document_id": "d2"}
+    assert shown_citation(new, BASES) == new
 
 
 def test_sources_are_quoted_content_that_cannot_close_their_quotation():

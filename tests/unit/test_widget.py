@@ -259,6 +259,7 @@ SOURCES = [
      "source": "gs://kb/billing/refunds.md", "document_id": "d1"},
     {"number": 2, "title": "Setup", "url": "javascript:alert(1)", "source": "gs://kb/setup.md", "document_id": "d2"},
     {"number": 4, "title": "Plans", "url": "gs://kb/plans.md", "source": "gs://kb/plans.md", "document_id": "d4"},
+    {"number": 5, "title": "", "url": "", "source": "gs://kb/untitled.md", "document_id": "d5"},
 ]
 STREAM = ("\ufeff: ping\r\n\r\nevent: session\r\ndata: {\"session_id\":\"s-1\",\"turn_id\":\"t-1\"}\r\n\r\n"
           "event: delta\ndata: línea 1\ndata:line 2\n\n: ping\n\nevent: empty\n\n"
@@ -332,9 +333,15 @@ def test_source_list_escapes_titles_and_links_only_web_pages(rendered):
     assert '<li id="c1" value="1" tabindex="-1"><a href="https://help.example/refunds" target="_blank" ' \
            'rel="noopener noreferrer">&lt;b&gt;Refunds&lt;/b&gt;</a>' in out
     assert '<span class="snip" title="&lt;script&gt;x&lt;/script&gt;">&lt;script&gt;x&lt;/script&gt;</span>' in out
-    assert '<li id="c2" value="2" tabindex="-1">Setup <span class="src">gs://kb/setup.md</span></li>' in out
-    assert '<li id="c4" value="4" tabindex="-1">Plans <span class="src">gs://kb/plans.md</span></li>' in out
     assert out.count("href=") == 1
+
+
+def test_source_list_shows_a_title_never_a_storage_path(rendered):
+    out = rendered["sources"]
+    assert '<li id="c2" value="2" tabindex="-1">Setup</li>' in out
+    assert '<li id="c4" value="4" tabindex="-1">Plans</li>' in out
+    assert '<li id="c5" value="5" tabindex="-1">Source 5</li>' in out  # no title: its number, not its path
+    assert "gs:" not in out
 
 
 def test_sse_parser_handles_any_chunking(rendered):

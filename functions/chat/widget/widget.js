@@ -352,15 +352,14 @@
     return out;
   }
 
-  /** The numbered source list under an answer. */
+  /** The numbered source list under an answer: each source's title, linked when it has a public http(s) page.
+   *  Nothing else of the citation is shown as a place (a path is never a customer's business). */
   function sourceList(citations, ctx) {
     const list = h("ol", {class: "cites", "aria-label": ctx.t.sources});
     for (const c of citations) {
       const href = safeUrl(c.url, false);
-      const where = c.source || c.url || "";
-      const title = c.title || where || fmt(ctx.t.source, {n: c.number});
+      const title = c.title || fmt(ctx.t.source, {n: c.number});
       const entry = h("li", {id: ctx.id(c.number), value: c.number, tabindex: -1}, href ? link(href, title) : title);
-      if (!href && where && where !== title) entry.append(" ", h("span", {class: "src", text: where}));
       if (c.snippet) {
         const snippet = String(c.snippet);
         entry.append(h("span", {class: "snip", title: snippet,
@@ -438,8 +437,7 @@ sup.cite a{text-decoration:none;font-weight:600}
 .cites{margin:0;padding:0 0 0 1.6em;font-size:.85em;max-width:100%}
 .cites li{margin:3px 0;overflow-wrap:anywhere}
 .cites li:focus-visible{outline-offset:1px}
-.src,.snip{color:var(--mu)}
-.snip{display:block;font-size:.95em}
+.snip{display:block;font-size:.95em;color:var(--mu)}
 .typing{display:flex;gap:4px;padding:5px 0}
 .typing i{width:7px;height:7px;border-radius:50%;background:var(--mu);animation:sc-dot 1.2s infinite ease-in-out}
 .typing i:nth-child(2){animation-delay:.15s}
