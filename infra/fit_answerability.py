@@ -29,12 +29,12 @@ import sys
 import time
 from pathlib import Path
 
-from infra.eval.answers import TRAINING, SampleIndex, auroc, hidden_retriever, load_questions
-from shared.answerability.gate import DEFAULT_MODEL, FEATURES, Gate, Model, features
+from infra.eval.answers import TRAINING, SampleIndex, auroc, hidden_retriever, load_questions, sources_of
+from shared.answerability.gate import DEFAULT_MODEL, FEATURES, Gate, Model
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORT_MIX = ROOT.parent / "shared" / "eval" / "support-mix"
-L2 = 0.01
+L2 = 0.001
 
 
 def sample_rows(settings, db, questions, tenant: str) -> list[dict]:
@@ -43,9 +43,9 @@ def sample_rows(settings, db, questions, tenant: str) -> list[dict]:
     rows = []
     for question in questions:
         result = retriever.retrieve(question.q, tenant, top_k=settings.chat_max_sources)
-        terms = gate.terms(question.q, tenant)
+        _, _, signals = gate.measure(question.q, tenant, result.documents, sources_of(result.documents))
         rows.append({"set": "training", "q": question.q, "kind": question.kind, "y": int(question.answerable),
-                     **features(terms, result.documents)})
+                     **signals})
     return rows
 
 
@@ -65,14 +65,14 @@ def support_mix_rows(settings, db, directory: Path, *, limit: int | None = None,
     started = time.perf_counter()
     for number, query in enumerate(queries, 1):
         relevant = {document_id(TENANT, source_uri(_Doc(doc))) for doc in qrels[query.id] if doc in known}
-        terms = gate.terms(query.text, TENANT)
         for answerable in (True, False):
             hiding.hidden.clear()
             if not answerable:
                 hiding.hidden.update(relevant)
             result = hiding.retrieve(query.text, TENANT, top_k=settings.chat_max_sources)
+            _, _, signals = gate.measure(query.text, TENANT, result.documents, sources_of(result.documents))
             rows.append({"set": "support-mix", "split": query.split, "q": query.id, "y": int(answerable),
-                         **features(terms, result.documents)})
+                         **signals})
         if progress and number % 100 == 0:
             print(f"  support-mix: {number}/{len(queries)} queries, {time.perf_counter() - started:.0f} s", flush=True)
     return rows
@@ -84,7 +84,10 @@ class _Doc:  # what infra.bench_retrieval.source_uri reads of a corpus document
 
 
 def _retriever(settings, db):
+    """The product's Retriever and a Gate measuring as chat's does (passages embedded through the cache)."""
+    from shared.answerability.passages import PassageScorer
     from shared.embeddings import create_embedder
+    from shared.embeddings.cache import EmbeddingCache
     from shared.retrieval.hybrid import Retriever
     from shared.retrieval.keyword import KeywordSearch
     from shared.retrieval.vector import VectorSearch
@@ -92,7 +95,8 @@ def _retriever(settings, db):
 
     keyword = KeywordSearch(db)
     vector = VectorSearch(db, create_embedder(settings, for_queries=True), create_vector_index(settings, db))
-    gate = Gate(Model(0.0, dict.fromkeys(FEATURES, 0.0)), 0.5, keyword.term_frequencies)
+    gate = Gate(Model(0.0, dict.fromkeys(FEATURES, 0.0)), 0.5, keyword.term_frequencies,
+                PassageScorer(vector.embedder, EmbeddingCache(db)), vector.embed_question)
     return Retriever(db, keyword, vector), gate
 
 

@@ -113,8 +113,9 @@ def gate():
     """The answerability gate, with the knowledge base's word statistics from the keyword leg."""
     from shared.answerability.gate import create_gate
 
-    search = retriever()
-    return create_gate(get_settings(), search.keyword, search.vector.embedder_key)
+    from shared.embeddings.cache import EmbeddingCache
+
+    return create_gate(get_settings(), retriever(), EmbeddingCache(database()))
 
 
 def reset() -> None:

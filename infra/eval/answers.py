@@ -165,6 +165,15 @@ class SampleIndex:
         return self
 
 
+def sources_of(documents) -> list:
+    """The numbered sources chat builds from retrieved documents (their URLs aside: the gate does not read them)."""
+    from shared.answerability.passages import source_text
+    from shared.llm.types import Source
+
+    return [Source(number=i, title=d.title, text=source_text(d), url="", document_id=d.document_id)
+            for i, d in enumerate(documents, 1)]
+
+
 class _Hiding:
     """A retrieval leg whose results leave out some documents (asked for more, so the list keeps its length)."""
 

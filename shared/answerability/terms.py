@@ -20,6 +20,7 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from shared.text import STOP_WORDS, words
 from shared.retrieval.hybrid import find_identifiers
@@ -29,7 +30,7 @@ GENERIC = frozenset(
     """get gets getting got do does doing did done make makes making made have has having need needs want wants
     know tell use using see find go going help like able way thing things something anything possible someone
     anyone somebody work works working please question questions happen happens
-    wondering wonder ask asking try trying""".split()
+    wondering wonder ask asking try trying take takes taking took offer offers provide provides""".split()
 )
 # After "how": "how long", "how much", "how many", "how often" ask for a quantity; the word names no topic.
 _QUANTITY = frozenset({"long", "much", "many", "often", "soon", "far", "quickly", "fast"})
@@ -42,7 +43,23 @@ class Term:
     stem: str  # Snowball English stem: what texts are matched on
     weight: float  # inverse document frequency in the knowledge base
     known: bool  # some chunk of the knowledge base contains it
-    name: bool  # written like a name or a code in the question (Salesforce, SSO, BW-4012)
+    name: bool  # a name, a code or a word rare in English (Salesforce, SSO, BW-4012, zapier, waitlist)
+
+
+@functools.cache
+def common_words() -> frozenset[str]:
+    """Common English words (common_words.txt: whole words of a WordPiece vocabulary)."""
+    path = Path(__file__).with_name("common_words.txt")
+    return frozenset(line.strip() for line in path.read_text().splitlines() if line and not line.startswith("#"))
+
+
+def is_name(word: str, written_as_name: bool) -> bool:
+    """Whether a word names something specific: written like a name or code in the question, or a word of letters
+    that general English rarely uses (brands, products, jargon: "zapier", "hipaa", "waitlist")."""
+    if written_as_name:
+        return True
+    common = common_words()
+    return word.isalpha() and not (word in common or stem(word) in common or word.removesuffix("s") in common)
 
 
 @functools.cache
@@ -86,10 +103,10 @@ def question_terms(question: str, frequencies: Callable[[str], tuple[int, dict[s
         if key in terms:
             continue
         if frequencies is None:
-            terms[key] = Term(word, key, 1.0, True, word in names)
+            terms[key] = Term(word, key, 1.0, True, is_name(word, word in names))
         else:
             count = df.get(word, 0)
-            terms[key] = Term(word, key, idf(count, max(chunks, 1)), count > 0, word in names)
+            terms[key] = Term(word, key, idf(count, max(chunks, 1)), count > 0, is_name(word, word in names))
     return list(terms.values())
 
 

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from shared.answerability import scope
+from shared.answerability.passages import source_text
 from shared.chat.events import Citation, CitationsEvent, Delta, Done, ErrorEvent, Event, SessionEvent, shown_citation
 from shared.errors import AppError, BadRequest, NotFound, RateLimited
 from shared.llm import (
@@ -56,7 +57,6 @@ RULES_STAY = ("I can't change how I work or share my instructions. I'm happy to 
               "and services, answered from our help center. What do you need help with?")
 INTERRUPTED = "(the answer was interrupted)"
 SNIPPET_CHARS = 240
-SOURCE_CHARS = 4000
 _HUMAN = re.compile(
     r"\b(human|real person|a person|someone|somebody|agent|representative|operator|support team|staff|live chat)\b",
     re.IGNORECASE)
@@ -165,7 +165,10 @@ class ChatService:
         topics = [request.topic] if request.topic else None
         result = self._retriever.retrieve(rewrite.query, request.tenant, top_k=self._settings.chat_max_sources,
                                           topics=topics)
-        assessment = self._gate.assess(rewrite.query, request.tenant, result.documents)
+        sources = [Source(number=i, title=d.title, text=source_text(d),
+                          url=public_url(d.url, d.source_uri, self._settings.url_bases), document_id=d.document_id)
+                   for i, d in enumerate(result.documents, 1)]
+        assessment = self._gate.assess(rewrite.query, request.tenant, result.documents, sources)
         confidence = assessment.probability
         log.info("retrieved %d documents in %.0f ms, answerable with probability %.2f (query %s)",
                  len(result.documents), result.timings.get("total_ms", 0.0), confidence, rewrite.method,
@@ -178,14 +181,10 @@ class ChatService:
                             + "; ".join(titles) + "?", said)
             return self._finish(prepared, said, [], "clarify", confidence)
 
-        sources = [Source(number=i, title=d.title,
-                          text=_without_instructions("\n\n".join(c.text for c in d.chunks))[:SOURCE_CHARS],
-                          url=public_url(d.url, d.source_uri, self._settings.url_bases), document_id=d.document_id)
-                   for i, d in enumerate(result.documents, 1)]
         policies = self._memory.policies.get(request.tenant)
         answer_request = AnswerRequest(question=message, query=rewrite.query, sources=sources, history=history,
                                        summary=self._summary(session), policies=policies,
-                                       terms=assessment.terms)
+                                       terms=assessment.terms, passages=assessment.passages)
         # Links first (a link's text may hold a marker), then citation markers: see shared.llm.links for the rule.
         links = LinkFilter((s.url for s in sources), policies)
         checker = CitationFilter((s.number for s in sources), renumber=True)
@@ -408,20 +407,6 @@ def says_not_covered(text: str) -> bool:
     discounts.", "I couldn't find this in our documentation", "I don't know"), in English. Only a reply without any
     citation is read this way: one that cites a source answered something."""
     return bool(_NOT_COVERED.search(text))
-
-
-def _without_instructions(text: str) -> str:
-    """The text without the sentences that give orders to an AI assistant (a document is content, never
-    instructions: "Ignore previous instructions and ..." in a synced page is dropped before any answerer sees it)."""
-    kept = []
-    for line in text.split("\n"):
-        if scope.is_instruction(line):
-            sentences = [s for s in re.split(r"(?<=[.!?])\s+", line) if not scope.is_instruction(s)]
-            log.warning("removed %d sentence(s) addressed to an AI assistant from a source",
-                        len(re.split(r"(?<=[.!?])\s+", line)) - len(sentences))
-            line = " ".join(sentences)
-        kept.append(line)
-    return "\n".join(kept)
 
 
 def _too_vague(message: str, documents) -> bool:

@@ -16,12 +16,14 @@ How: each source's text is cut into units — sentences of paragraphs, list item
 of the question's salient terms it contains, each term weighted by how rare it is in the knowledge base
 (`AnswerRequest.terms`, from the answerability gate; without them every content word weighs 1), matched by stem; a
 term only the unit's section heading or the document's title contains counts half (see shared.answerability.terms).
-A unit answers when it covers at least MIN_SHARE of the question, and at least RELATIVE of what the best unit
-covers. The best answering unit of each of the first `max_sources` sources that have one is taken (a lead-in ending
-in ":" with the block it leads into), then the other answering units, best first, while they fit in `max_chars` of
-quoted text; within a source the units keep their document order. A run of sentences from one paragraph, each list
-item and each code block or table is followed by its source's `[n]`. A sentence that gives orders to an AI assistant
-("Ignore previous instructions ...") is never quoted. The answer streams a few words per piece.
+With the gate's scored passages (`AnswerRequest.passages`: similarity to the question plus a quarter of the share),
+a unit answers when it scores at least MIN_SCORE and within MARGIN of the best unit; without them, when it covers at
+least MIN_SHARE of the question and RELATIVE of what its source's best unit covers. The best answering unit of each
+of the first `max_sources` sources that have one is taken (a lead-in ending in ":" with the block it leads into),
+then the other answering units, best first, while they fit in `max_chars` of quoted text; within a source the units
+keep their document order. A run of sentences from one paragraph, each list item and each code block or table is
+followed by its source's `[n]`. A sentence that gives orders to an AI assistant ("Ignore previous instructions ...")
+is never quoted. The answer streams a few words per piece.
 
 No unit answers (or no sources): nothing is said and `Action("handoff", ...)` ends the turn; the chat service says it
 does not know and offers a person.
@@ -39,8 +41,14 @@ from shared.llm.types import HANDOFF, Action, Answerer, AnswerRequest, Source
 
 INTRO = "Here is what our documentation says:"
 WORDS_PER_PIECE = 4
-MIN_SHARE = 0.5  # a unit must contain at least this share of the question's term weight
-RELATIVE = 0.6  # ... and at least this share of what the best unit contains
+# With the gate's scored passages (score = similarity + 0.25 * share): a unit answers when it scores at least
+# MIN_SCORE and within MARGIN of the best one.
+MIN_SCORE = 0.35
+MARGIN = 0.08
+# Without them (no knowledge base at hand): a third of the question's term weight (a question may ask two things),
+# and RELATIVE of the best unit of its source.
+MIN_SHARE = 0.33
+RELATIVE = 0.6
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[*_]?[A-Z0-9])")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
@@ -80,12 +88,11 @@ class _Candidate:
     ranked: list[tuple[float, Unit]]
 
     @classmethod
-    def of(cls, source: Source, terms: Sequence) -> _Candidate:
+    def of(cls, source: Source, scores) -> _Candidate:
         found = units(source.text)
-        title = stems(source.title)
-        scored = [(unit_share(unit, terms, title), unit) for unit in found if not is_instruction(unit.own_text)]
-        return cls(source, found, sorted((pair for pair in scored if pair[0] > 0),
-                                         key=lambda pair: (-pair[0], pair[1].order)))
+        scored = [(score, unit) for unit in found
+                  if not is_instruction(unit.own_text) and (score := scores(source, unit)) is not None]
+        return cls(source, found, sorted(scored, key=lambda pair: (-pair[0], pair[1].order)))
 
 
 class ExtractiveAnswerer(Answerer):
@@ -102,20 +109,30 @@ class ExtractiveAnswerer(Answerer):
     def answer(self, request: AnswerRequest) -> Iterator[str | Action]:
         """Yield the quoted answer a few words at a time, or only a hand-off when no passage answers."""
         sources = [s for s in request.sources if s.text.strip()]
-        terms = list(request.terms) or question_terms(f"{request.query} {request.question}", None)
-        picks = self._select(sources, terms) if sources and terms else []
+        if request.passages:
+            scored = {(p.source, p.order): p.score for p in request.passages}
+            scores = lambda source, unit: scored.get((source.number, unit.order))  # noqa: E731
+            floor = lambda best, source_best: max(MIN_SCORE, best - MARGIN)  # noqa: E731
+        else:
+            terms = list(request.terms) or question_terms(f"{request.query} {request.question}", None)
+            scores = lambda source, unit: unit_share(unit, terms, stems(source.title)) or None  # noqa: E731
+            floor = lambda best, source_best: max(MIN_SHARE, RELATIVE * source_best)  # noqa: E731
+        picks = self._select(sources, scores, floor) if sources else []
         if not picks:
             yield Action(HANDOFF, "no passage of the documentation answers the question")
             return
         yield from _pieces(_render(picks))
 
-    def _select(self, sources: list[Source], terms: Sequence) -> list[_Pick]:
-        """The units to quote, per source in source order, each source's units in document order."""
-        candidates = [_Candidate.of(source, terms) for source in sources]
+    def _select(self, sources: list[Source], scores, floor) -> list[_Pick]:
+        """The units to quote, per source in source order, each source's units in document order. `scores(source,
+        unit)` is a unit's score (None: not a candidate), `floor(best, source_best)` the least score that answers
+        given the best unit's score overall and in its source."""
+        candidates = [_Candidate.of(source, scores) for source in sources]
         best = max((c.ranked[0][0] for c in candidates if c.ranked), default=0.0)
-        floor = max(MIN_SHARE, RELATIVE * best)
         for candidate in candidates:
-            candidate.ranked = [pair for pair in candidate.ranked if pair[0] >= floor - 1e-9]
+            if candidate.ranked:
+                least = floor(best, candidate.ranked[0][0])
+                candidate.ranked = [pair for pair in candidate.ranked if pair[0] >= least - 1e-9]
         candidates = [c for c in candidates if c.ranked][: self.max_sources]
         budget = self.max_chars
         chosen: dict[int, dict[int, Unit]] = {c.source.number: {} for c in candidates}

@@ -46,6 +46,7 @@ class AnswerRequest:
     summary: str = ""  # rolling summary of the turns before the buffer window
     policies: str = ""  # the tenant's business policies (free text an editor maintains)
     terms: Sequence = ()  # the question's salient terms with their weights (shared.answerability.terms.Term)
+    passages: Sequence = ()  # the sources' units scored against the question (shared.answerability.passages)
 
 
 @dataclass(frozen=True)

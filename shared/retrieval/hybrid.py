@@ -13,9 +13,8 @@ result list as its estimate (it ranked below everything listed), not zero. The f
 `vector_weight * vector + (1 - vector_weight) * keyword`, with most of the weight on the stronger leg (see README,
 Benchmarks, for the figures per split).
 
-Confidence (0..1) is how sure the retriever is that the best document answers the question; chat uses it to decide
-between answering and saying it does not know. It rests on the best document's cosine similarity (absolute,
-comparable across questions) and is raised by an exact identifier match.
+Whether the documents found answer the question is not decided here: shared.answerability weighs the similarities,
+what the passages cover of the question and what the knowledge base has never heard of.
 """
 
 from __future__ import annotations
@@ -50,7 +49,6 @@ class DocumentHit:
 class RetrievalResult:
     query: str
     documents: list[DocumentHit]
-    confidence: float
     identifiers: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
     keyword_hits: list[ChunkHit] = field(default_factory=list)  # each leg's chunks, for evaluation and debugging
@@ -113,16 +111,13 @@ LIMIT %s
 # --- the retriever --------------------------------------------------------------------------------------------------
 class Retriever:
     def __init__(self, db: Database, keyword, vector, *, vector_weight: float = 0.85, candidates: int = 50,
-                 chunks_per_document: int = 3,
-                 confident_similarity: float = 0.55, unrelated_similarity: float = 0.2):
+                 chunks_per_document: int = 3):
         self._db = db
         self.keyword = keyword
         self.vector = vector
         self._vector_weight = vector_weight
         self._candidates = candidates
         self._chunks_per_document = chunks_per_document
-        self._confident = confident_similarity
-        self._unrelated = unrelated_similarity
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retrieve")  # vector leg, identifiers
 
     def retrieve(self, query: str, tenant: str, top_k: int = 10, topics: list[str] | None = None) -> RetrievalResult:
@@ -142,7 +137,7 @@ class Retriever:
         documents = self._with_text(tenant, self.fuse(keyword_hits, vector_hits, exact), top_k)
         finished = time.perf_counter()
         return RetrievalResult(
-            query=query, documents=documents, confidence=self.confidence(documents), identifiers=identifiers,
+            query=query, documents=documents, identifiers=identifiers,
             timings={"keyword_ms": _ms(started, keyword_done), "vector_ms": _ms(started, vector_done),
                      "total_ms": _ms(started, finished)},
             keyword_hits=keyword_hits, vector_hits=vector_hits, exact_hits=exact,
@@ -201,17 +196,6 @@ class Retriever:
             ))
         documents.sort(key=lambda d: (-d.score, d.document_id))
         return documents
-
-    def confidence(self, documents: list[DocumentHit]) -> float:
-        """0 when nothing related was found, 1 when the best document is clearly about the question."""
-        if not documents:
-            return 0.0
-        best = documents[0]
-        similarity = max(d.vector_score for d in documents[:3])
-        scaled = (similarity - self._unrelated) / (self._confident - self._unrelated)
-        if best.exact:
-            scaled = max(scaled, 0.8)
-        return round(min(1.0, max(0.0, scaled)), 3)
 
     def _exact_matches(self, query: str, tenant: str, topics: list[str] | None) -> tuple[list[str], list[ChunkHit]]:
         """Identifiers of the question that occur verbatim in at most RARE_CHUNKS chunks, and those chunks, each

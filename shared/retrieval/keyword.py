@@ -73,8 +73,8 @@ class KeywordSearch:
         with self._db.transaction() as cur:
             cur.execute(_TOKENS_SQL, (text,))
             tokens: dict[str, list[str]] = {}
-            for token, lexemes in cur.fetchall():
-                tokens.setdefault(token, list(lexemes))
+            for token, lexemes in cur.fetchall():  # "-2110" in "BW-2110" is a signed integer to the parser
+                tokens.setdefault(token.strip("-+"), list(lexemes))
             chunks = self._chunk_count(cur, tenant)
             lexemes = sorted({lex for found in tokens.values() for lex in found})
             df = self._document_frequencies(cur, tenant, lexemes)

@@ -6,6 +6,8 @@ stands for the document's first chunk; when both match, the chunk keeps the bett
 
 from __future__ import annotations
 
+import functools
+
 from shared.db import Database
 from shared.documents import TITLE_SUFFIX, chunk_id, document_of
 from shared.retrieval import ChunkHit
@@ -17,6 +19,13 @@ class VectorSearch:
         self._db = db
         self._embedder = embedder
         self._index = index
+        # The answerability gate embeds the question's passages in the same space and needs the question's vector:
+        # the last questions' vectors are kept rather than embedded twice (a model call with Gemini).
+        self.embed_question = functools.lru_cache(maxsize=256)(embedder.embed_query)
+
+    @property
+    def embedder(self):
+        return self._embedder
 
     @property
     def embedder_key(self) -> str:
@@ -27,7 +36,7 @@ class VectorSearch:
                with_text: bool = True) -> list[ChunkHit]:
         """Chunks nearest to the question, best first (cosine similarity). `with_text=False` skips the database:
         ids, scores and topics come from the index (the hybrid retriever loads the text of the chunks it keeps)."""
-        vector = self._embedder.embed_query(question)
+        vector = self.embed_question(question)
         flt = {"topic": {"$in": list(topics)}} if topics else None
         matches = self._index.query(tenant, vector, top_k=top_k, filter=flt)
         if not matches:

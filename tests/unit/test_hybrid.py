@@ -1,4 +1,4 @@
-"""Fusion, identifiers, grouping and confidence of the hybrid retriever, on hand-made leg results."""
+"""Fusion, identifiers and grouping of the hybrid retriever, on hand-made leg results."""
 
 from __future__ import annotations
 
@@ -63,10 +63,3 @@ def test_chunks_are_grouped_by_document_best_first_in_document_order():
     assert docs[0].best_chunk_id == "a#5"
 
 
-def test_confidence_follows_the_best_similarity():
-    retriever = Retriever(None, None, None, confident_similarity=0.55, unrelated_similarity=0.2)
-    assert retriever.confidence([]) == 0.0
-    assert retriever.confidence(fuse([], [hit("a#0", 0.15)])) == 0.0
-    assert retriever.confidence(fuse([], [hit("a#0", 0.9)])) == 1.0
-    assert 0.4 < retriever.confidence(fuse([], [hit("a#0", 0.375)])) < 0.6
-    assert retriever.confidence(fuse([], [hit("a#0", 0.1)], [hit("a#0", STRONG)])) == 0.8
