@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval bench-hostile coldstart clean
+.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval bench-answers fit-answerability bench-hostile coldstart clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt requirements-local.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ bench-hostile: setup  ## what each hostile file (zip bombs, page trees, many ele
 
 bench-retrieval: setup  ## retrieval quality and latency on ../shared/eval/support-mix (dev queries)
 	$(BIN)/python -m infra.bench_retrieval ../shared/eval/support-mix --queries queries.dev.jsonl --qrels qrels.dev.tsv $(ARGS)
+
+bench-answers: setup  ## honest answers: the sample knowledge base through chat, and support-mix counterfactual
+	$(BIN)/python -m infra.bench_answers $(ARGS)
+
+fit-answerability: setup  ## refit the answerability gate (shared/answerability/model.json)
+	$(BIN)/python -m infra.fit_answerability $(ARGS)
 
 coldstart: setup  ## import time of each function's module in a fresh interpreter
 	$(BIN)/python -m infra.coldstart $(ARGS)

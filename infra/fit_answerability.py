@@ -4,8 +4,9 @@
     python -m infra.fit_answerability --training my.jsonl --no-support-mix --out my-model.json
 
 Data (neither is what `make bench-answers` reports as held-out):
-- `--training` (default infra/answers/train-sample-kb.jsonl): questions about the sample knowledge base, labelled
-  answerable or not, in the benchmark's format. The sample knowledge base is indexed here by the real parser,
+- `--training` (default infra/answers/train-sample-kb.jsonl and train-typical.jsonl, written by two people who had not
+  seen the benchmark's questions, with the near-duplicates of those removed): questions about the sample knowledge
+  base, labelled answerable or not, in the benchmark's format. The sample knowledge base is indexed here by the real parser,
   chunker, embedder and vector index into a PostgreSQL under .local/answerability/ (EMBEDDER, VECTOR_BACKEND apply).
   A team refits for its own knowledge base by writing such a file about its documents and pointing
   --kb-database-url at its database (with --tenant).
@@ -29,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from infra.eval.answers import TRAINING, SampleIndex, auroc, hidden_retriever, load_questions, sources_of
+from infra.eval.answers import TRAINING_FILES, SampleIndex, auroc, hidden_retriever, load_questions, sources_of
 from shared.answerability.gate import DEFAULT_MODEL, FEATURES, Gate, Model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +153,9 @@ def report(rows: list[dict], model: Model, threshold: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--training", type=Path, default=TRAINING, help="labelled questions about the knowledge base")
+    parser.add_argument("--training", type=Path, action="append",
+                        help="labelled questions about the knowledge base (repeatable; default: the two files of "
+                             "infra/answers/ that are not the benchmark's)")
     parser.add_argument("--kb-database-url", help="the knowledge base's database (default: index the sample one)")
     parser.add_argument("--tenant", default="answers", help="the knowledge base's tenant in that database")
     parser.add_argument("--support-mix", type=Path, default=SUPPORT_MIX, help="the support-mix directory")
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     servers = []
     try:
-        questions = load_questions(args.training)
+        questions = [q for path in args.training or TRAINING_FILES for q in load_questions(path)]
         if args.kb_database_url:
             url = args.kb_database_url
         else:

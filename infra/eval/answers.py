@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_KB = ROOT / "infra" / "sample_kb"
 QUESTIONS = ROOT / "infra" / "answers" / "sample-kb.jsonl"
 TRAINING = ROOT / "infra" / "answers" / "train-sample-kb.jsonl"
+TRAINING_FILES = (TRAINING, ROOT / "infra" / "answers" / "train-typical.jsonl")
 REFUSALS = ("handoff", "clarify")
 _MARKUP = re.compile(r"[*_`]+|\[\d+\]")
 

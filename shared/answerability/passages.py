@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_CHARS = 4000
 SCORED_SOURCES = 3  # the sources the gate measures and the extractive answerer quotes from
-MAX_UNITS = 120  # per question (a source of 4,000 characters has some 40 units)
+MAX_UNITS = 40  # embedded per question: the units sharing most with the question (a 4,000-character source has ~40)
 SHARE_WEIGHT = 0.25
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -77,19 +77,20 @@ class PassageScorer:
         self._cache = cache
 
     def score(self, question_vector: Sequence[float] | None, terms: Sequence[Term], sources: Sequence) -> list[Passage]:
-        """The scored units of the first SCORED_SOURCES sources (shared.llm.types.Source), in source order."""
+        """The scored units of the first SCORED_SOURCES sources (shared.llm.types.Source), in source order; at most
+        MAX_UNITS of them, those with the largest share (embedding every unit of three long pages costs more than
+        the rest of the turn)."""
         from shared.llm.extractive import units
 
         found = []
         for source in list(sources)[:SCORED_SOURCES]:
             title = stems(source.title)
             for unit in units(source.text):
-                if len(found) >= MAX_UNITS:
-                    break
-                if is_instruction(unit.own_text):
-                    continue
-                share = coverage(terms, stems(unit.own_text), stems(unit.heading) | title)
-                found.append((source, unit, share))
+                if not is_instruction(unit.own_text):
+                    found.append((source, unit, coverage(terms, stems(unit.own_text), stems(unit.heading) | title)))
+        if len(found) > MAX_UNITS:  # keep the units that share most with the question, in source order
+            kept = sorted(range(len(found)), key=lambda i: (-found[i][2], i))[:MAX_UNITS]
+            found = [found[i] for i in sorted(kept)]
         similarities = self._similarities(question_vector, [_in_context(s, u) for s, u, _ in found])
         return [Passage(source.number, unit.order, share, similarity)
                 for (source, unit, share), similarity in zip(found, similarities)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ GENERIC = frozenset(
 )
 # After "how": "how long", "how much", "how many", "how often" ask for a quantity; the word names no topic.
 _QUANTITY = frozenset({"long", "much", "many", "often", "soon", "far", "quickly", "fast"})
+# A capitalised word inside a sentence, possessive or not ("Calendly's", "iCloud"), and CamelCase or ALLCAPS anywhere.
+_WRITTEN_AS_NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][a-z0-9]+(?=['’]s\b|\b)|\b[a-z]+[A-Z]\w*|\b[A-Z]{2,}\b")
 _PRONOUNS = frozenset({"that", "it", "this", "they", "them", "those", "these", "its", "their", "theirs", "there"})
 
 
@@ -88,8 +91,9 @@ def question_terms(question: str, frequencies: Callable[[str], tuple[int, dict[s
     """The question's salient terms, each once, in order. `frequencies(question)` returns (chunks in the knowledge
     base, {lower-cased word: chunks containing it}); without it (no knowledge base at hand) every word weighs 1 and
     counts as known."""
-    tokens = words(question)
+    tokens = [word.removesuffix("'s") for word in words(question)]
     names = {w.lower() for text, _ in find_identifiers(question) for w in words(text)}
+    names |= {match.group(0).lower() for match in _WRITTEN_AS_NAME.finditer(question.strip())}
     chunks, df = frequencies(question) if frequencies is not None else (0, {})
     terms: dict[str, Term] = {}
     for index, word in enumerate(tokens):
