@@ -52,6 +52,7 @@ RELATIVE = 0.6
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[*_]?[A-Z0-9])")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+_ORDERED = re.compile(r"^\s*\d{1,3}[.)]\s+")
 _HEADING = re.compile(r"^#{1,6}\s")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
@@ -142,6 +143,8 @@ class ExtractiveAnswerer(Answerer):
             taken = chosen[candidate.source.number]
             group = [u for u in _with_what_it_leads_into(unit, candidate.units) if u.order not in taken]
             cost = sum(len(u.text) + 1 for u in group)  # + 1: the space or line break that joins it
+            if cost > budget and len(group) > 1 and unit.order not in taken:  # a whole list that does not fit
+                group, cost = [unit], len(unit.text) + 1
             if cost > budget and clip and len(group) == 1:
                 group = [_clipped(unit, budget - 1)]
                 cost = len(group[0].text) + 1
@@ -171,7 +174,12 @@ def unit_share(unit: Unit, terms: Sequence, title_stems: set[str] = frozenset())
 
 
 def _with_what_it_leads_into(unit: Unit, units: list[Unit]) -> list[Unit]:
-    """The unit, and when it is a lead-in ("You can request a refund if:") the block that follows it."""
+    """The unit, and when it is a lead-in ("You can request a refund if:") the block that follows it; a step of a
+    numbered list brings the whole list and its lead-in (a procedure is answered by all of its steps)."""
+    if unit.kind == "item" and _ORDERED.match(unit.text):
+        steps = [u for u in units if u.block == unit.block]
+        before = units[steps[0].order - 1] if steps[0].order > 0 else None
+        return ([before] if before is not None and before.text.endswith(":") else []) + steps
     if not unit.text.endswith(":") or unit.order + 1 >= len(units):
         return [unit]
     following = units[unit.order + 1].block
