@@ -104,3 +104,15 @@ def test_a_document_whose_chunks_vanished_after_the_legs_ran_is_replaced_by_the_
     assert any(h.document_id == refunds for h in result.vector_hits)  # its vectors still answered ...
     assert refunds not in [d.document_id for d in result.documents]  # ... but it is not shown without text
     assert len(result.documents) == 2 and all(d.chunks[0].text for d in result.documents)
+
+
+def test_word_statistics_for_the_gate_come_from_the_index(indexed):
+    search = KeywordSearch(indexed.services.database())
+    chunks, df = search.term_frequencies("default", "Refunds for students, error BW-2110, Salesforce's sync?")
+
+    assert chunks >= 4
+    assert df["refunds"] == 2  # the refund policy and the terms mention it
+    assert df["students"] == 0 and df["salesforce"] == 0  # words the knowledge base never mentions
+    assert df["2110"] == 0 and "bw" in df  # a code's parts, as the parser splits them ("-2110" is a signed number)
+    assert "for" not in df  # stop words have no lexeme
+    assert search.term_frequencies("other-tenant", "refunds") == (0, {"refunds": 0})
