@@ -112,7 +112,6 @@ def chat_service():
 def gate():
     """The answerability gate, with the knowledge base's word statistics from the keyword leg."""
     from shared.answerability.gate import create_gate
-
     from shared.embeddings.cache import EmbeddingCache
 
     return create_gate(get_settings(), retriever(), EmbeddingCache(database()))

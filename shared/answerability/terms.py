@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.text import STOP_WORDS, words
 from shared.retrieval.hybrid import find_identifiers
+from shared.text import STOP_WORDS, words
 
 # Verbs and nouns that frame a support question rather than say what it is about.
 GENERIC = frozenset(

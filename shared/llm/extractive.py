@@ -96,6 +96,32 @@ class _Candidate:
         return cls(source, found, sorted(scored, key=lambda pair: (-pair[0], pair[1].order)))
 
 
+@dataclass
+class _Scoring:
+    """How units are scored for one request: by the gate's scored passages when it has them, else by their share of
+    the question's terms. `score(source, unit)` is None for a unit that is no candidate; `floor(best, source_best)`
+    is the least score that answers, given the best unit's score overall and in its source."""
+
+    passages: dict
+    terms: list
+
+    @classmethod
+    def of(cls, request: AnswerRequest) -> _Scoring:
+        if request.passages:
+            return cls({(p.source, p.order): p.score for p in request.passages}, [])
+        return cls({}, list(request.terms) or question_terms(f"{request.query} {request.question}", None))
+
+    def score(self, source: Source, unit: Unit) -> float | None:
+        if self.passages:
+            return self.passages.get((source.number, unit.order))
+        return unit_share(unit, self.terms, stems(source.title)) or None
+
+    def floor(self, best: float, source_best: float) -> float:
+        if self.passages:
+            return max(MIN_SCORE, best - MARGIN)
+        return max(MIN_SHARE, RELATIVE * source_best)
+
+
 class ExtractiveAnswerer(Answerer):
     """Quotes the sentences, list items, code, table rows and FAQ answers of the sources that answer the question."""
 
@@ -110,29 +136,19 @@ class ExtractiveAnswerer(Answerer):
     def answer(self, request: AnswerRequest) -> Iterator[str | Action]:
         """Yield the quoted answer a few words at a time, or only a hand-off when no passage answers."""
         sources = [s for s in request.sources if s.text.strip()]
-        if request.passages:
-            scored = {(p.source, p.order): p.score for p in request.passages}
-            scores = lambda source, unit: scored.get((source.number, unit.order))  # noqa: E731
-            floor = lambda best, source_best: max(MIN_SCORE, best - MARGIN)  # noqa: E731
-        else:
-            terms = list(request.terms) or question_terms(f"{request.query} {request.question}", None)
-            scores = lambda source, unit: unit_share(unit, terms, stems(source.title)) or None  # noqa: E731
-            floor = lambda best, source_best: max(MIN_SHARE, RELATIVE * source_best)  # noqa: E731
-        picks = self._select(sources, scores, floor) if sources else []
+        picks = self._select(sources, _Scoring.of(request)) if sources else []
         if not picks:
             yield Action(HANDOFF, "no passage of the documentation answers the question")
             return
         yield from _pieces(_render(picks))
 
-    def _select(self, sources: list[Source], scores, floor) -> list[_Pick]:
-        """The units to quote, per source in source order, each source's units in document order. `scores(source,
-        unit)` is a unit's score (None: not a candidate), `floor(best, source_best)` the least score that answers
-        given the best unit's score overall and in its source."""
-        candidates = [_Candidate.of(source, scores) for source in sources]
+    def _select(self, sources: list[Source], scoring: _Scoring) -> list[_Pick]:
+        """The units to quote, per source in source order, each source's units in document order."""
+        candidates = [_Candidate.of(source, scoring.score) for source in sources]
         best = max((c.ranked[0][0] for c in candidates if c.ranked), default=0.0)
         for candidate in candidates:
             if candidate.ranked:
-                least = floor(best, candidate.ranked[0][0])
+                least = scoring.floor(best, candidate.ranked[0][0])
                 candidate.ranked = [pair for pair in candidate.ranked if pair[0] >= least - 1e-9]
         candidates = [c for c in candidates if c.ranked][: self.max_sources]
         budget = self.max_chars

@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 
 from shared.llm.types import HistoryMessage, Rewrite, Rewriter
-from shared.text import STOP_WORDS, WORD, content_words, words
+from shared.text import STOP_WORDS, WORD, content_words
 
 _CLAUSE_BREAK = re.compile(r"[,;:.!?]|\b(?:and|but|because|since|so|when|if|although|while)\b")
 _LETTER = re.compile(r"[^\W\d_]")

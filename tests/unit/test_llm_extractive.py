@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from shared.answerability.passages import Passage
 from shared.llm import create_answerer
 from shared.llm.citations import CitationFilter
-from shared.answerability.passages import Passage
 from shared.llm.extractive import INTRO, WORDS_PER_PIECE, ExtractiveAnswerer, units
 from shared.llm.types import HANDOFF, Action, AnswerRequest, Source
 
