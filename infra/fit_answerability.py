@@ -8,8 +8,8 @@ Data (neither is what `make bench-answers` reports as held-out):
   seen the benchmark's questions, with the near-duplicates of those removed): questions about the sample knowledge
   base, labelled answerable or not, in the benchmark's format. The sample knowledge base is indexed here by the real
   parser, chunker, embedder and vector index into a PostgreSQL under .local/answerability/ (EMBEDDER, VECTOR_BACKEND
-  apply). A team refits for its own knowledge base by writing such a file about its documents and pointing --kb-
-  database-url at its database (with --tenant).
+  apply). A team refits for its own knowledge base by writing such a file about its documents and pointing
+  --kb-database-url at its database (with --tenant).
 - support-mix dev, counterfactual (../shared/eval/support-mix, indexed by `make bench-retrieval`): every dev query
   as it is (answerable: its relevant documents are in the index) and with them hidden from retrieval (unanswerable).
 
