@@ -13,7 +13,7 @@ what was found:
     document          the share of the question's term weight that the best of them contains (its retrieved
                       passages, headings and title): rare words count more
     passage           the same share for the best single passage (a sentence, list item, table row or FAQ answer)
-                      of those documents; a term only its heading or the document's title contains counts half
+                      of the sources; a term only its heading or the document's title contains counts half
     unknown           the share of the question's term weight the knowledge base never mentions anywhere
     unknown_name      1 when a name, a code or a word rare in English of the question (Salesforce, BW-9999, zapier,
                       waitlist) is unknown to it
@@ -35,14 +35,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.answerability.passages import SCORED_SOURCES, Passage, PassageScorer
+from shared.answerability.passages import Passage, PassageScorer
 from shared.answerability.terms import Term, coverage, question_terms, stems
 
 log = logging.getLogger(__name__)
 
 FEATURES = ("similarity", "document", "passage", "passage_similarity", "unknown", "unknown_name", "exact", "terms")
 DEFAULT_MODEL = Path(__file__).with_name("model.json")
-TOP_DOCUMENTS = SCORED_SOURCES  # the documents an answer would mostly quote
+TOP_DOCUMENTS = 3  # the documents whose similarity and coverage are measured
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from shared.answerability.terms import Term, coverage, stems
 log = logging.getLogger(__name__)
 
 SOURCE_CHARS = 4000
-SCORED_SOURCES = 3  # the sources the gate measures and the extractive answerer quotes from
+SCORED_SOURCES = 5  # the sources whose passages are scored: the gate measures them, the extractive answerer quotes
 MAX_UNITS = 40  # embedded per question: the units sharing most with the question (a 4,000-character source has ~40)
 SHARE_WEIGHT = 0.25
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")

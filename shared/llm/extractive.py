@@ -44,7 +44,7 @@ WORDS_PER_PIECE = 4
 # With the gate's scored passages (score = similarity + 0.25 * share): a unit answers when it scores at least
 # MIN_SCORE and within MARGIN of the best one.
 MIN_SCORE = 0.35
-MARGIN = 0.08
+MARGIN = 0.15
 # Without them (no knowledge base at hand): a third of the question's term weight (a question may ask two things),
 # and RELATIVE of the best unit of its source.
 MIN_SHARE = 0.33
