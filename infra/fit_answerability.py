@@ -151,21 +151,9 @@ def report(rows: list[dict], model: Model, threshold: float) -> None:
         print(f"{name:<28}{len(group):>6}{auroc(p, y):>8.3f}{answered:>24.1%}{refused:>25.1%}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--training", type=Path, action="append",
-                        help="labelled questions about the knowledge base (repeatable; default: the two files of "
-                             "infra/answers/ that are not the benchmark's)")
-    parser.add_argument("--kb-database-url", help="the knowledge base's database (default: index the sample one)")
-    parser.add_argument("--tenant", default="answers", help="the knowledge base's tenant in that database")
-    parser.add_argument("--support-mix", type=Path, default=SUPPORT_MIX, help="the support-mix directory")
-    parser.add_argument("--no-support-mix", action="store_true", help="fit on the training file only")
-    parser.add_argument("--support-mix-limit", type=int, help="use only the first N dev queries (a smoke run)")
-    parser.add_argument("--target-precision", type=float, default=0.9)
-    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--rows", type=Path, help="also write every feature row here (JSON lines)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level="WARNING")
+def collect(args) -> list[dict]:
+    """Feature rows of the training files (on the sample knowledge base, indexed here, or --kb-database-url) and of
+    support-mix dev, counterfactual (unless --no-support-mix)."""
     from infra.migrate import apply_migrations
     from infra.stack.postgres import PostgresServer
     from shared.config import Settings
@@ -187,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             SampleIndex(settings, db, tenant=args.tenant).build()
         rows += sample_rows(settings, db, questions, args.tenant)
         db.close()
-        print(f"training file: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable)")
+        print(f"training files: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable)")
         if not args.no_support_mix:
             servers.append(PostgresServer(ROOT / ".local" / "bench-retrieval").start())
             mix_settings = Settings.from_env({**os.environ, "DATABASE_URL": servers[-1].url}).validate()
@@ -197,6 +185,29 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in servers:
             server.stop()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--training", type=Path, action="append",
+                        help="labelled questions about the knowledge base (repeatable; default: the two files of "
+                             "infra/answers/ that are not the benchmark's)")
+    parser.add_argument("--kb-database-url", help="the knowledge base's database (default: index the sample one)")
+    parser.add_argument("--tenant", default="answers", help="the knowledge base's tenant in that database")
+    parser.add_argument("--support-mix", type=Path, default=SUPPORT_MIX, help="the support-mix directory")
+    parser.add_argument("--no-support-mix", action="store_true", help="fit on the training file only")
+    parser.add_argument("--support-mix-limit", type=int, help="use only the first N dev queries (a smoke run)")
+    parser.add_argument("--target-precision", type=float, default=0.9)
+    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--rows", type=Path, help="also write every feature row here (JSON lines)")
+    parser.add_argument("--from-rows", type=Path, help="fit on feature rows written by --rows (no retrieval)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="WARNING")
+    if args.from_rows:
+        rows = [json.loads(line) for line in args.from_rows.read_text().splitlines() if line.strip()]
+    else:
+        rows = collect(args)
     if args.rows:
         args.rows.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -207,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     probabilities = [model.probability(r) for r in rows]
     threshold = choose_threshold(probabilities, [bool(r["y"]) for r in rows],
                                  [len(rows) / (len(share) * share[s]) for s in sets], args.target_precision)
+    from shared.config import Settings
     from shared.embeddings import create_embedder
 
-    embedder = create_embedder(Settings.from_env(os.environ), for_queries=True).key
+    embedder = create_embedder(Settings.from_env(os.environ), for_queries=True).key  # names it; loads no model
     out = {
         "intercept": round(intercept, 4), "weights": {k: round(v, 4) for k, v in weights.items()},
         "threshold": threshold, "embedder": embedder,

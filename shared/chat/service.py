@@ -206,6 +206,7 @@ class ChatService:
             log.info("no answer in the sources: %s", action.reason)
             if not "".join(said).strip():
                 yield from _say(DONT_KNOW, said)
+            said[:] = [_CITATION_MARKER.sub("", "".join(said))]  # a refusal is stored without citing anything
             self._gap(request, session, confidence)
             return self._finish(prepared, said, [], "handoff", confidence)
         by_number = {s.number: (s, d) for s, d in zip(sources, result.documents)}
@@ -392,6 +393,7 @@ def _asks_for_human(message: str) -> bool:
     return bool(_HUMAN.search(message) and _ASKING.search(message)) and len(message) <= 200
 
 
+_CITATION_MARKER = re.compile(r" ?\[\d+\]")
 _NOT_COVERED = re.compile(
     r"\b(?:sources?|documentation|docs|help\s*cent(?:er|re)|articles?|knowledge\s*base|information)\b[^.!?\n]{0,60}?"
     r"\b(?:do(?:es)?\s*n[o']t|did\s*n[o']t|never|not|no)\b[^.!?\n]{0,20}?\b(?:say|mention|cover|contain|include"

@@ -477,6 +477,9 @@ def test_a_model_reply_saying_the_sources_do_not_answer_is_a_hand_off_without_ci
 
     assert turn["done"]["action"] == "handoff"
     assert turn["citations"]["citations"] == []
+    stored = chat.get(f"/v1/sessions/{turn['session']['session_id']}").json()["messages"][1]
+    assert stored["text"] == "The sources don't say whether refunds can be split across two cards. Sorry!"
+    assert stored["citations"] == [] and stored["action"] == "handoff"
     assert [g.question for g in memory().list_gaps("default")] == ["Can my refund be split across two cards?"]
 
 
