@@ -8,13 +8,13 @@
 
 Decisions are structured: a request for a person, documents that do not answer the question (the answerability
 gate's probability, the turn's `confidence`, below ANSWER_MIN_CONFIDENCE), the model's `hand_off_to_human` call, an
-extractive answer that finds no passage answering the question, or a model reply without a single citation that says
-the sources do not cover the question, end the turn with action `handoff` (the widget offers the hand-off form, which
-calls POST /v1/handoff) and no citations. Small talk and attempts to change the assistant's rules get a short line
-saying what it can help with (action `clarify`, no retrieval); a vague one- or two-word question whose best
-documents are about different things ends with action `clarify`. Every "I don't know" is recorded as a coverage gap.
-Sentences of a document that give orders to an AI assistant are removed from the sources before any answerer sees
-them.
+extractive answer that finds no passage answering the question, or a model reply that says the sources do not cover
+the question and cites them for nothing else, end the turn with action `handoff` (the widget offers the hand-off
+form, which calls POST /v1/handoff) and no citations. Small talk and attempts to change the assistant's rules get a
+short line saying what it can help with (action `clarify`, no retrieval); a vague one- or two-word question whose
+best documents are about different things ends with action `clarify`. Every "I don't know" is recorded as a coverage
+gap. Sentences of a document that give orders to an AI assistant are removed from the sources before any answerer
+sees them.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ class ChatService:
         if links.removed:
             log.warning("removed %d link(s) that are neither a source's page nor named by the policies",
                         links.removed)
-        if action is None and not checker.cited and says_not_covered("".join(said)):
+        if action is None and says_not_covered("".join(said)) and not answers_something("".join(said)):
             action = Action(HANDOFF, "the answer says the sources do not cover the question")
         if action is not None and action.kind == HANDOFF:
             log.info("no answer in the sources: %s", action.reason)
@@ -406,9 +406,15 @@ _NOT_COVERED = re.compile(
 
 def says_not_covered(text: str) -> bool:
     """Whether an answer says the documentation does not cover the question ("The sources don't mention student
-    discounts.", "I couldn't find this in our documentation", "I don't know"), in English. Only a reply without any
-    citation is read this way: one that cites a source answered something."""
+    discounts.", "I couldn't find this in our documentation", "I don't know"), in English."""
     return bool(_NOT_COVERED.search(text))
+
+
+def answers_something(text: str) -> bool:
+    """Whether a sentence of the answer cites a source for something other than the sources' silence: "The sources
+    don't say [1]." answers nothing, "They don't say, but refunds take 5 days [1]." does."""
+    return any(_CITATION_MARKER.search(sentence) and not says_not_covered(sentence)
+               for sentence in re.split(r"(?<=[.!?])\s+", text))
 
 
 def _too_vague(message: str, documents) -> bool:

@@ -472,15 +472,17 @@ def test_a_model_reply_saying_the_sources_do_not_answer_is_a_hand_off_without_ci
     chat, gemini = gemini_chat
     gemini.script_stream(["The sources don't say whether refunds ", "can be split across two cards [1]. ",
                           "Sorry!"])
+    question = "How long does a refund take to reach my card if it is split across two cards?"
 
-    turn = chat.ask("Can my refund be split across two cards?")
+    turn = chat.ask(question)  # the gate lets it through (refunds are well covered); the model says what is missing
 
     assert turn["done"]["action"] == "handoff"
     assert turn["citations"]["citations"] == []
     stored = chat.get(f"/v1/sessions/{turn['session']['session_id']}").json()["messages"][1]
     assert stored["text"] == "The sources don't say whether refunds can be split across two cards. Sorry!"
     assert stored["citations"] == [] and stored["action"] == "handoff"
-    assert [g.question for g in memory().list_gaps("default")] == ["Can my refund be split across two cards?"]
+    assert len(generation_requests(gemini)) == 1
+    assert [g.question for g in memory().list_gaps("default")] == [question]
 
 
 def test_a_near_miss_never_reaches_the_model(gemini_chat):

@@ -206,3 +206,11 @@ def test_a_malformed_question_line_is_reported_with_its_number(tmp_path):
     path.write_text('{"q": "fine?", "answerable": false}\n{"q": "no label"}\n')
     with pytest.raises(ValueError, match=r"q.jsonl:2"):
         load_questions(path)
+
+
+def test_a_reply_citing_the_sources_only_for_their_silence_answers_nothing():
+    from shared.chat.service import answers_something
+
+    assert not answers_something("The sources don't say whether refunds can be split [1]. Sorry!")
+    assert answers_something("They don't say, but refunds take 5-10 business days [1].".replace(", but", ". But"))
+    assert not answers_something("I don't know.")
