@@ -103,5 +103,22 @@ class PassageScorer:
 
 
 def _in_context(source, unit) -> str:
+    """The unit as it is embedded: after its title and heading, a table row as "header: cell" pairs."""
     context = " - ".join(part for part in (source.title.strip(), unit.heading.strip()) if part)
-    return f"{context}: {unit.text}" if context else unit.text
+    text = _row_as_pairs(unit.text) if unit.kind == "table" else unit.text
+    return f"{context}: {text}" if context else text
+
+
+def _row_as_pairs(table: str) -> str:
+    """"| Code | Meaning |\n|---|---|\n| `BW-4012` | Timed out |" -> "Code: BW-4012; Meaning: Timed out"."""
+    lines = table.splitlines()
+    if len(lines) < 3:
+        return table
+    header, row = (_cells(line) for line in (lines[0], lines[-1]))
+    if len(header) != len(row):
+        return table
+    return "; ".join(f"{name}: {value}" for name, value in zip(header, row) if value)
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip().strip("`*") for cell in line.strip().strip("|").split("|")]

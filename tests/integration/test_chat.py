@@ -544,3 +544,24 @@ def test_a_signed_users_earlier_questions_reach_the_model_in_a_new_session(make_
 
     sent = json.dumps(generation_requests(gemini)[-1].json["contents"])
     assert "In earlier conversations this customer asked" in sent and "How do I reset my password?" in sent
+
+
+def test_the_answer_benchmark_asks_through_chat_and_scores_each_kind(chat, tmp_path, capsys):
+    from infra.bench_answers import run_sample
+    from infra.eval.answers import load_questions
+
+    path = tmp_path / "questions.jsonl"
+    path.write_text("\n".join(json.dumps(q) for q in [
+        {"q": "How do I reset my password?", "answerable": True, "must": ["60 minutes"]},
+        {"q": "What does BW-4012 mean?", "answerable": True, "must": ["10 seconds"], "doc": "troubleshooting/x.md"},
+        {"q": "Hi!", "answerable": False, "kind": "chitchat"},
+        {"q": "What is the capital of Mongolia?", "answerable": False, "kind": "out_of_scope"},
+    ]) + "\n")
+
+    summary = run_sample(load_questions(path), chat.url, verbose=True)
+
+    assert summary["answered_correctly"] == 1.0 and summary["refused"] == 1.0
+    assert summary["cited_expected"] == 0.5  # the second names a document that does not exist
+    assert summary["auroc"] == 1.0
+    printed = capsys.readouterr().out
+    assert "chitchat" in printed and "refused 100.0%" in printed and "gate AUROC 1.000" in printed
