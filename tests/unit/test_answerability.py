@@ -214,3 +214,15 @@ def test_a_reply_citing_the_sources_only_for_their_silence_answers_nothing():
     assert not answers_something("The sources don't say whether refunds can be split [1]. Sorry!")
     assert answers_something("They don't say, but refunds take 5-10 business days [1].".replace(", but", ". But"))
     assert not answers_something("I don't know.")
+
+
+def test_a_table_row_is_embedded_as_header_and_cell_pairs_after_its_title():
+    from shared.answerability.passages import _in_context
+    from shared.llm.extractive import units
+
+    table = "| Code | What it means |\n|---|---|\n| `BW-1001` | Reset link expired |\n| `BW-4012` | Webhook timed out |"
+    source = Source(1, "Error codes", table, "", "d")
+    rows = [u for u in units(table) if u.kind == "table"]
+
+    assert [_in_context(source, u) for u in rows] == ["Error codes: Code: BW-1001; What it means: Reset link expired",
+                                                      "Error codes: Code: BW-4012; What it means: Webhook timed out"]
