@@ -139,7 +139,7 @@ class SampleIndex:
         from shared.embeddings import create_embedder
         from shared.embeddings.cache import EmbeddingCache
         from shared.ingest.indexer import Indexer
-        from shared.ingest.parsers import parse_document
+        from shared.ingest.pipeline import prepare_document
         from shared.models import content_hash
         from shared.vectors import create_vector_index
 
@@ -157,9 +157,9 @@ class SampleIndex:
                 if live and live.content_hash == digest:
                     continue
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            parsed = parse_document(data, path.name, content_type)
+            parsed = prepare_document(data, path.name, content_type, self.settings).parsed  # as ingest parses
             version = store.record_version(doc_id=doc_id, tenant=self.tenant, source_uri=uri, url="",
-                                           topic=name.split("/", 1)[0], title=parsed.title or path.stem,
+                                           topic=name.split("/", 1)[0], title=parsed.title,
                                            generation=1, content_hash=digest, content_type=content_type,
                                            size_bytes=len(data), blocks=parsed.blocks, status="queued")
             indexer.index_version(version.id)
