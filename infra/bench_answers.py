@@ -214,9 +214,8 @@ def run_support_mix(directory: Path, limit: int | None, verbose: bool) -> dict:
                 raise SystemExit("support-mix is not indexed: run `make bench-retrieval` first")
         keyword = KeywordSearch(db)
         vector = VectorSearch(db, create_embedder(settings, for_queries=True), create_vector_index(settings, db))
-        retriever = Retriever(db, keyword, vector)
-        gate = create_gate(settings, retriever, EmbeddingCache(db))
-        hiding = hidden_retriever(retriever)
+        hiding = hidden_retriever(Retriever(db, keyword, vector))
+        gate = create_gate(settings, hiding, EmbeddingCache(db))
         qrels = load_qrels(directory / "qrels.dev.tsv")
         queries = [q for q in load_queries(directory / "queries.dev.jsonl") if q.id in qrels][:limit]
         rows = []

@@ -57,8 +57,9 @@ def support_mix_rows(settings, db, directory: Path, *, limit: int | None = None,
     from infra.eval.beir import load_corpus, load_qrels, load_queries
     from shared.documents import document_id
 
-    retriever, gate = _retriever(settings, db)
+    retriever, _ = _retriever(settings, db)
     hiding = hidden_retriever(retriever)
+    gate = _gate(hiding, db)
     qrels = load_qrels(directory / "qrels.dev.tsv")
     queries = [q for q in load_queries(directory / "queries.dev.jsonl") if q.id in qrels][:limit]
     known = {d.id for d in load_corpus(directory / "corpus.jsonl.gz")}
@@ -86,9 +87,7 @@ class _Doc:  # what infra.bench_retrieval.source_uri reads of a corpus document
 
 def _retriever(settings, db):
     """The product's Retriever and a Gate measuring as chat's does (passages embedded through the cache)."""
-    from shared.answerability.passages import PassageScorer
     from shared.embeddings import create_embedder
-    from shared.embeddings.cache import EmbeddingCache
     from shared.retrieval.hybrid import Retriever
     from shared.retrieval.keyword import KeywordSearch
     from shared.retrieval.vector import VectorSearch
@@ -96,9 +95,17 @@ def _retriever(settings, db):
 
     keyword = KeywordSearch(db)
     vector = VectorSearch(db, create_embedder(settings, for_queries=True), create_vector_index(settings, db))
-    gate = Gate(Model(0.0, dict.fromkeys(FEATURES, 0.0)), 0.5, keyword.term_frequencies,
-                PassageScorer(vector.embedder, EmbeddingCache(db)), vector.embed_question)
-    return Retriever(db, keyword, vector), gate
+    retriever = Retriever(db, keyword, vector)
+    return retriever, _gate(retriever, db)
+
+
+def _gate(retriever, db) -> Gate:
+    """A gate measuring as chat's does (its model does not matter: only its features are read)."""
+    from shared.answerability.passages import PassageScorer
+    from shared.embeddings.cache import EmbeddingCache
+
+    return Gate(Model(0.0, dict.fromkeys(FEATURES, 0.0)), 0.5, retriever.keyword.term_frequencies,
+                PassageScorer(retriever.vector.embedder, EmbeddingCache(db)), retriever.vector.embed_question)
 
 
 # --- the fit ------------------------------------------------------------------------------------------------------

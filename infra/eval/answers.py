@@ -175,8 +175,23 @@ def sources_of(documents) -> list:
             for i, d in enumerate(documents, 1)]
 
 
+# Per word of a text: the chunks of the hidden documents that contain it (as the keyword leg analyses the text).
+_HIDDEN_DF_SQL = """
+WITH words AS (
+    SELECT lower(token) AS word, unnest(lexemes) AS lexeme FROM ts_debug('english', %s)
+    WHERE lexemes IS NOT NULL AND cardinality(lexemes) > 0
+)
+SELECT w.word, max(n) FROM (
+    SELECT w.word, w.lexeme, count(DISTINCT t.chunk_seq) AS n
+    FROM words w JOIN chunk_terms t ON t.tenant = %s AND t.lexeme = w.lexeme JOIN chunks c ON c.seq = t.chunk_seq
+    WHERE c.document_id = ANY(%s) GROUP BY w.word, w.lexeme
+) AS w GROUP BY w.word
+"""
+
+
 class _Hiding:
-    """A retrieval leg whose results leave out some documents (asked for more, so the list keeps its length)."""
+    """A retrieval leg whose results leave out some documents (asked for more, so the list keeps its length); the
+    keyword leg's word statistics leave them out too, as if they had never been indexed."""
 
     def __init__(self, leg, hidden: set[str], extra: int):
         self._leg, self._extra = leg, extra
@@ -189,10 +204,25 @@ class _Hiding:
         hits = self._leg.search(question, tenant, top_k + self._extra, topics, with_text=with_text)
         return [h for h in hits if h.document_id not in self.hidden][:top_k]
 
+    def term_frequencies(self, tenant: str, text: str) -> tuple[int, dict[str, int]]:
+        chunks, df = self._leg.term_frequencies(tenant, text)
+        if not self.hidden:
+            return chunks, df
+        with self._leg._db.transaction() as cur:
+            cur.execute("SELECT count(*) FROM chunks WHERE tenant = %s AND document_id = ANY(%s)",
+                        (tenant, list(self.hidden)))
+            chunks -= int(cur.fetchone()[0])
+            cur.execute(_HIDDEN_DF_SQL, (text, tenant, list(self.hidden)))
+            for word, n in cur.fetchall():
+                word = word.strip("-+")
+                if word in df:
+                    df[word] = max(0, df[word] - int(n))
+        return chunks, df
+
 
 def hidden_retriever(retriever, extra: int = 40):
-    """A copy of `retriever` whose `hidden` set of document ids is left out of everything it returns; set
-    `copy.hidden` before each question."""
+    """A copy of `retriever` whose `hidden` set of document ids is left out of everything it returns and of the word
+    statistics its keyword leg gives the gate; fill `copy.hidden` before each question."""
     from shared.retrieval.hybrid import Retriever
 
     hidden: set[str] = set()
