@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--support-mix", type=Path, default=SUPPORT_MIX, help="the support-mix directory")
     parser.add_argument("--no-support-mix", action="store_true", help="fit on the training file only")
     parser.add_argument("--support-mix-limit", type=int, help="use only the first N dev queries (a smoke run)")
-    parser.add_argument("--target-precision", type=float, default=0.9)
+    parser.add_argument("--target-precision", type=float, default=0.8)
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--rows", type=Path, help="also write every feature row here (JSON lines)")
     parser.add_argument("--from-rows", type=Path, help="fit on feature rows written by --rows (no retrieval)")

@@ -209,10 +209,10 @@ class Settings:
     )
     chat_max_sources: int = setting("CHAT_MAX_SOURCES", 5, "Documents given to the model as numbered sources.")
     answer_min_confidence: float = setting(
-        "ANSWER_MIN_CONFIDENCE", 0.5, "Below this probability that the documents answer the question (the "
+        "ANSWER_MIN_CONFIDENCE", 0.51, "Below this probability that the documents answer the question (the "
         "answerability gate's, the turn's `confidence`) the assistant says it does not know and offers a human (the "
-        "question is recorded as a coverage gap). The default was chosen by `make fit-answerability` for a target "
-        "precision; see README, Honest answers.",
+        "question is recorded as a coverage gap). The default is the threshold `make fit-answerability` chose for a "
+        "precision of 0.8 on its training data (see README, Honest answers).",
     )
     answerability_model: str = setting(
         "ANSWERABILITY_MODEL", "", "Path of the answerability gate's coefficients (JSON written by "
