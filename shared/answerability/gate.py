@@ -1,6 +1,6 @@
 """The answerability gate: the probability that the retrieved documents answer the question, from several signals.
 
-    features(terms, documents)   the signals, each on a fixed scale (FEATURES)
+    features(terms, documents, passages)   the signals, each on a fixed scale (FEATURES)
     Model                        logistic regression over them: p = 1 / (1 + exp(-(intercept + sum w_i x_i)))
     Gate.assess(...)             the question's terms (weighted by the knowledge base), the features, the
                                  probability, and whether it clears the threshold (ANSWER_MIN_CONFIDENCE)
@@ -14,6 +14,7 @@ what was found:
                       passages, headings and title): rare words count more
     passage           the same share for the best single passage (a sentence, list item, table row or FAQ answer)
                       of the sources; a term only its heading or the document's title contains counts half
+    passage_similarity  the best cosine similarity of the question and one passage (see passages.py)
     unknown           the share of the question's term weight the knowledge base never mentions anywhere
     unknown_name      1 when a name, a code or a word rare in English of the question (Salesforce, BW-9999, zapier,
                       waitlist) is unknown to it
