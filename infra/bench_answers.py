@@ -45,7 +45,7 @@ from infra.eval.answers import (
     hidden_retriever,
     load_questions,
     refused,
-    sample_texts,
+    sample_documents,
     sources_of,
 )
 
@@ -116,8 +116,9 @@ def throwaway_stack():
 
 
 def run_sample(questions: list[Question], chat_url: str, *, verbose: bool, site_key: str = "") -> dict:
-    texts = sample_texts()
-    titles = _titles()
+    documents = sample_documents()
+    texts = {name: text for name, (_, text) in documents.items()}
+    titles = {name: title for name, (title, _) in documents.items()}
     rows = []
     started = time.perf_counter()
     for question in questions:
@@ -142,20 +143,6 @@ def run_sample(questions: list[Question], chat_url: str, *, verbose: bool, site_
     seconds = time.perf_counter() - started
     print_sample(rows, seconds)
     return summarize(rows)
-
-
-def _titles() -> dict[str, str]:
-    """The sample documents' titles as ingest records them (parsed title, else the file name)."""
-    import mimetypes
-
-    from infra.eval.answers import sample_files
-    from shared.ingest.parsers import parse_document
-
-    titles = {}
-    for name, path in sample_files():
-        parsed = parse_document(path.read_bytes(), path.name, mimetypes.guess_type(path.name)[0])
-        titles[name] = parsed.title or path.name
-    return titles
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -113,15 +113,17 @@ def expected_documents(question: Question, texts: dict[str, str]) -> set[str]:
     return {name for name, text in texts.items() if any(normalize(m) in text for m in question.must)}
 
 
-def sample_texts() -> dict[str, str]:
-    """Each sample document's parsed text, normalized, by object name."""
-    from shared.ingest.parsers import parse_document
+def sample_documents() -> dict[str, tuple[str, str]]:
+    """Each sample document's title (as ingest records it) and parsed text (normalized), by object name."""
+    from shared.config import Settings
+    from shared.ingest.pipeline import prepare_document
 
-    texts = {}
+    settings = Settings()
+    documents = {}
     for name, path in sample_files():
-        parsed = parse_document(path.read_bytes(), path.name, mimetypes.guess_type(path.name)[0])
-        texts[name] = normalize(" ".join(block.text for block in parsed.blocks))
-    return texts
+        parsed = prepare_document(path.read_bytes(), path.name, mimetypes.guess_type(path.name)[0], settings).parsed
+        documents[name] = (parsed.title, normalize(" ".join(block.text for block in parsed.blocks)))
+    return documents
 
 
 @dataclass
