@@ -35,8 +35,8 @@ GENERIC = frozenset(
 )
 # After "how": "how long", "how much", "how many", "how often" ask for a quantity; the word names no topic.
 _QUANTITY = frozenset({"long", "much", "many", "often", "soon", "far", "quickly", "fast"})
-# A capitalised word inside a sentence, possessive or not ("Calendly's", "iCloud"), and CamelCase or ALLCAPS anywhere.
-_WRITTEN_AS_NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][a-z0-9]+(?=['’]s\b|\b)|\b[a-z]+[A-Z]\w*|\b[A-Z]{2,}\b")
+# A capitalised word inside a sentence (also before a possessive: "Calendly's"), and iCloud, CamelCase or ALLCAPS.
+_WRITTEN_AS_NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][a-z0-9]+\b|\b[a-z]+[A-Z]\w*|\b[A-Z]{2,}\b")
 _PRONOUNS = frozenset({"that", "it", "this", "they", "them", "those", "these", "its", "their", "theirs", "there"})
 
 
