@@ -22,6 +22,14 @@ STOP_WORDS = frozenset(
     you've your yours yourself yourselves also please much many ok okay yes yeah hi hello hey thanks thank""".split()
 )
 
+# Pronouns that point back ("how long does that take?").
+ANAPHORS = frozenset({"that", "it", "this", "they", "them", "those", "these", "its", "their", "theirs", "there"})
+# Verbs and nouns that say what a question does, not what it is about.
+GENERIC_VERBS = frozenset(
+    """get gets getting got do does doing did done make makes making made have has having need needs want wants
+    know tell use see find go going help like able way thing things something anything""".split()
+)
+
 
 def words(text: str) -> list[str]:
     """Lower-cased words, apostrophes kept inside words ("don't", "l'espagne")."""

@@ -24,20 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.retrieval.hybrid import find_identifiers
-from shared.text import STOP_WORDS, words
+from shared.text import ANAPHORS, GENERIC_VERBS, STOP_WORDS, words
 
-# Verbs and nouns that frame a support question rather than say what it is about.
-GENERIC = frozenset(
-    """get gets getting got do does doing did done make makes making made have has having need needs want wants
-    know tell use using see find go going help like able way thing things something anything possible someone
-    anyone somebody work works working please question questions happen happens
+# Words that frame a support question rather than say what it is about: the rewriter's generic verbs and more.
+GENERIC = GENERIC_VERBS | frozenset(
+    """using possible someone anyone somebody work works working please question questions happen happens
     wondering wonder ask asking try trying take takes taking took offer offers provide provides""".split()
 )
 # After "how": "how long", "how much", "how many", "how often" ask for a quantity; the word names no topic.
 _QUANTITY = frozenset({"long", "much", "many", "often", "soon", "far", "quickly", "fast"})
 # A capitalised word inside a sentence (also before a possessive: "Calendly's"), and iCloud, CamelCase or ALLCAPS.
 _WRITTEN_AS_NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][a-z0-9]+\b|\b[a-z]+[A-Z]\w*|\b[A-Z]{2,}\b")
-_PRONOUNS = frozenset({"that", "it", "this", "they", "them", "those", "these", "its", "their", "theirs", "there"})
 
 
 @dataclass(frozen=True)
@@ -97,7 +94,7 @@ def question_terms(question: str, frequencies: Callable[[str], tuple[int, dict[s
     chunks, df = frequencies(question) if frequencies is not None else (0, {})
     terms: dict[str, Term] = {}
     for index, word in enumerate(tokens):
-        if word in STOP_WORDS or word in GENERIC or word in _PRONOUNS or len(word) < 2 and not word.isdigit():
+        if word in STOP_WORDS or word in GENERIC or word in ANAPHORS or len(word) < 2 and not word.isdigit():
             continue
         if word in _QUANTITY and index > 0 and tokens[index - 1] == "how":
             continue

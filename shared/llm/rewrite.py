@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 
 from shared.llm.types import HistoryMessage, Rewrite, Rewriter
-from shared.text import STOP_WORDS, WORD, content_words
+from shared.text import ANAPHORS, GENERIC_VERBS, STOP_WORDS, WORD, content_words
 
 _CLAUSE_BREAK = re.compile(r"[,;:.!?]|\b(?:and|but|because|since|so|when|if|although|while)\b")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -48,7 +48,6 @@ _GREETINGS = frozenset(
 )
 _THANKS = frozenset({"thanks", "thank", "thx", "ty", "cheers"})
 _THANKS_TAIL = frozenset({"so", "very", "much", "a", "lot", "again", "for", "the", "your", "help", "all"})
-_ANAPHORS = frozenset({"that", "it", "this", "they", "them", "those", "these", "its", "their", "theirs", "there"})
 _DUMMY_IT = re.compile(
     r"\b(?:is|was|will|would|isn't|wasn't)\s+it\s+(?:possible|necessary|ok|okay|safe|true|free|normal|required|"
     r"allowed|better|best|worth|hard|easy)\b|\bit(?:'s|\s+is|\s+was)\s+(?:possible|necessary|ok|okay|safe|true|"
@@ -65,10 +64,6 @@ _TIME_NOUNS = frozenset({"morning", "afternoon", "evening", "week", "weekend", "
                          "season", "summer", "winter", "spring", "autumn", "fall"})
 _ONE_DETERMINERS = frozenset({"that", "this", "which", "other", "same", "first", "second", "last", "new", "old",
                               "cheaper", "cheapest", "bigger", "smaller", "better", "previous", "latter", "former"})
-_GENERIC_VERBS = frozenset(
-    """get gets getting got do does doing did done make makes making made have has having need needs want wants
-    know tell use see find go going help like able way thing things something anything""".split()
-)
 _MAX_KEY_WORDS = 6
 _SHORT_WORDS = 5  # a "very short" message has at most this many words
 
@@ -130,10 +125,10 @@ def _combine(message: str, key_words: list[str]) -> str:
     key_words = [w for w in key_words if _stem(w) not in stems]
     if anaphor is not None and anaphor[0] >= skip:
         at, span = anaphor
-        rest = [w for w in body[at + span :] if w not in _ANAPHORS]
+        rest = [w for w in body[at + span :] if w not in ANAPHORS]
         result = body[skip:at] + key_words + rest
     else:
-        result = [w for w in body[skip:] if w not in _ANAPHORS] + key_words
+        result = [w for w in body[skip:] if w not in ANAPHORS] + key_words
     return " ".join(result) or message.strip()
 
 
@@ -141,7 +136,7 @@ def key_words(text: str, limit: int | None = None) -> list[str]:
     """The content words of `text` without generic verbs ("get", "make"), pronouns and numbers, de-duplicated."""
     key: list[str] = []
     for word in content_words(text):
-        if word not in _GENERIC_VERBS and word not in _ANAPHORS and word not in key and not word.isdigit():
+        if word not in GENERIC_VERBS and word not in ANAPHORS and word not in key and not word.isdigit():
             key.append(word)
     return key[:limit]
 
@@ -185,7 +180,7 @@ def _unresolved_anaphor(message: str, tokens: list[_Token]) -> tuple[int, int] |
             found = (index - 1, 2)
         elif word in ("one", "ones") and before in _ONE_DETERMINERS:
             found = (index - 1, 2)
-        elif word not in _ANAPHORS or (word == "it" and dummy_it):
+        elif word not in ANAPHORS or (word == "it" and dummy_it):
             continue
         elif word == "there" and (before in _BE or after in _EXISTENTIAL_AFTER):
             continue  # "is there a fee?", "there is a fee"
@@ -206,7 +201,7 @@ def _antecedent_in_message(message: str, position: int) -> bool:
     if not breaks:
         return False
     earlier = content_words(message[: breaks[-1]])
-    return len([w for w in earlier if w not in _GENERIC_VERBS]) >= 2
+    return len([w for w in earlier if w not in GENERIC_VERBS]) >= 2
 
 
 def _is_short(message: str, body: list[_Token]) -> bool:
