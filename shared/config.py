@@ -97,6 +97,48 @@ class Settings:
         "--max-deletes N` (0: report only)."
     )
 
+    # --- nightly sync (scrape) -------------------------------------------------------------------------------------
+    sync_queue: str = setting("SYNC_QUEUE", "sync", "Cloud Tasks queue id that drives the steps of sync runs.")
+    scrape_url: str = setting("SCRAPE_URL", "http://127.0.0.1:8084", "URL of `scrape`; sync steps are POSTed to "
+                              "its /step.")
+    sync_step_seconds: float = setting(
+        "SYNC_STEP_SECONDS", 240.0, "Work one sync step does before it hands over to a successor task. Keep it well "
+        "under the sync queue's dispatch deadline (10 min by default) and scrape's timeout."
+    )
+    sync_run_max_seconds: float = setting(
+        "SYNC_RUN_MAX_SECONDS", 6 * 3600.0, "A run still going after this ends as partial (no deletions); the next "
+        "run continues, and unchanged pages cost it a 304 each."
+    )
+    sync_contact_url: str = setting(
+        "SYNC_CONTACT_URL", "", "URL in the sync's User-Agent where a site owner learns who crawls and how to reach "
+        "you (set it in production)."
+    )
+    sync_user_agent: str = setting("SYNC_USER_AGENT", "support-agent-sync/1.0", "Product token of the sync's "
+                                   "User-Agent; robots.txt groups for it apply.")
+    sync_allowed_private_hosts: str = setting(
+        "SYNC_ALLOWED_PRIVATE_HOSTS", "", "Comma-separated hosts the sync may reach although they resolve to a "
+        "private, loopback or link-local address (the local stack's sites). Empty: none (SSRF protection)."
+    )
+    sync_grace_runs: int = setting(
+        "SYNC_GRACE_RUNS", 2, "Complete runs a page must be missing from before it is re-checked and deleted "
+        "(a source's `grace_runs` overrides)."
+    )
+    sync_max_deletes: int = setting(
+        "SYNC_MAX_DELETES", 0, "Deletions one run of a source may make; the rest are withheld for `make sync ARGS="
+        "'approve SOURCE'`. 0: max(10, 10% of the source's pages) (a source's `max_deletes` overrides)."
+    )
+    sync_shrink_limit: float = setting(
+        "SYNC_SHRINK_LIMIT", 0.5, "A run that sees fewer than (1 - this) x the pages of the last complete run "
+        "deletes nothing (a partial sitemap, a site redesign)."
+    )
+    sync_error_rate_limit: float = setting(
+        "SYNC_ERROR_RATE_LIMIT", 0.1, "A run whose fetches failed more often than this is partial (no deletions)."
+    )
+    sync_concurrency: int = setting("SYNC_CONCURRENCY", 8, "Pages one sync step fetches and extracts at once "
+                                    "(per host at most the source's `concurrency`).")
+    sync_max_page_bytes: int = setting("SYNC_MAX_PAGE_BYTES", 20 * 1024 * 1024, "Larger responses are not read "
+                                       "(counted as errors of class too_large).")
+
     # --- embeddings -----------------------------------------------------------------------------------------------
     embedder: str = setting("EMBEDDER", "local", "`local` (all-MiniLM-L6-v2, offline), `gemini`, or `hash` (tests).")
     embedding_model: str = setting("EMBEDDING_MODEL", "gemini-embedding-001", "Gemini embedding model.")
@@ -348,6 +390,20 @@ class Settings:
     @property
     def queue_path(self) -> str:
         return f"projects/{self.project}/locations/{self.region}/queues/{self.tasks_queue}"
+
+    @property
+    def sync_queue_path(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}/queues/{self.sync_queue}"
+
+    @property
+    def allowed_private_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.sync_allowed_private_hosts.split(",") if h.strip())
+
+    @property
+    def user_agent(self) -> str:
+        """An honest User-Agent: the product token and, when configured, where to reach the operator."""
+        contact = f"; +{self.sync_contact_url}" if self.sync_contact_url else ""
+        return f"{self.sync_user_agent} (knowledge-base sync{contact})"
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:

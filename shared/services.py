@@ -69,6 +69,17 @@ def reconciler():
 
 
 @functools.lru_cache(maxsize=1)
+def sync_engine():
+    """The nightly sync: sources into the knowledge bucket, in steps on the sync queue."""
+    from shared.storage import ObjectStore
+    from shared.sync.engine import SyncEngine
+    from shared.tasks import SyncQueue
+
+    settings = get_settings()
+    return SyncEngine(settings, database(), ObjectStore(settings.project), SyncQueue(settings))
+
+
+@functools.lru_cache(maxsize=1)
 def memory_store():
     """Sessions, messages, summaries, feedback, tickets and gaps; `.rate_limiter` and `.policies` share its client."""
     from shared.memory import MemoryStore
@@ -121,7 +132,7 @@ def reset() -> None:
     """Forget every built service and the settings (tests change the environment between cases)."""
     if database.cache_info().currsize:
         database().close()
-    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, reconciler, gate,
+    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, reconciler, sync_engine, gate,
                     memory_store, tenant_registry, retriever, chat_service):
         getattr(factory, "cache_clear", lambda: None)()  # a test may have replaced a factory with a fake
     get_settings.cache_clear()

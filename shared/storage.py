@@ -67,3 +67,29 @@ class ObjectStore:
             raise StorageUnavailable(f"cannot list gs://{bucket}: {exc}") from exc
         return [{"bucket": bucket, "name": b.name, "generation": str(b.generation or 0), "size": str(b.size or 0),
                  "contentType": b.content_type or "", "metadata": dict(b.metadata or {})} for b in blobs]
+
+    def upload(self, bucket: str, name: str, data: bytes, content_type: str, metadata: dict[str, str]) -> int:
+        """Write the object (a new generation when it exists) and return its generation."""
+        from google.api_core import exceptions
+
+        blob = self._get_client().bucket(bucket).blob(name)
+        blob.metadata = dict(metadata)
+        try:
+            blob.upload_from_string(data, content_type=content_type, timeout=60)
+        except exceptions.NotFound as exc:
+            raise ConfigurationError(f"bucket {bucket} does not exist: set KNOWLEDGE_BUCKET") from exc
+        except (exceptions.GoogleAPICallError, exceptions.RetryError, OSError) as exc:
+            raise StorageUnavailable(f"cannot write gs://{bucket}/{name}: {exc}") from exc
+        return int(blob.generation or 0)
+
+    def delete(self, bucket: str, name: str) -> bool:
+        """Delete the live object; False when there was none."""
+        from google.api_core import exceptions
+
+        try:
+            self._get_client().bucket(bucket).blob(name).delete(timeout=60)
+        except exceptions.NotFound:
+            return False
+        except (exceptions.GoogleAPICallError, exceptions.RetryError, OSError) as exc:
+            raise StorageUnavailable(f"cannot delete gs://{bucket}/{name}: {exc}") from exc
+        return True

@@ -62,6 +62,7 @@ class TasksEmulator:
         location: str = "europe-west1",
         queue: str = "embed",
         *,
+        sync_queue: str = "sync",
         max_retries: int = 100,  # Cloud Tasks' default max attempts; -1 retries forever (immediately!)
         log_dir: Path | str | None = None,
         executable: Path | str | None = None,
@@ -70,6 +71,7 @@ class TasksEmulator:
         self.project = project
         self.location = location
         self.queue = queue
+        self.sync_queue = sync_queue
         self.port: int | None = None
         self._requested_port = port
         self._max_retries = max_retries
@@ -90,12 +92,18 @@ class TasksEmulator:
     def queue_path(self) -> str:
         return f"projects/{self.project}/locations/{self.location}/queues/{self.queue}"
 
+    @property
+    def sync_queue_path(self) -> str:
+        """The second queue: the steps of sync runs, dispatched to `scrape` (its own dispatcher thread)."""
+        return f"projects/{self.project}/locations/{self.location}/queues/{self.sync_queue}"
+
     def env(self) -> dict[str, str]:
         return {
             "CLOUD_TASKS_EMULATOR_HOST": self.host,
             "GOOGLE_CLOUD_PROJECT": self.project,
             "REGION": self.location,
             "TASKS_QUEUE": self.queue,
+            "SYNC_QUEUE": self.sync_queue,
         }
 
     def client(self) -> tasks_v2.CloudTasksClient:
@@ -146,6 +154,7 @@ class TasksEmulator:
             _interpreter_of(executable), _LOOPBACK_LAUNCHER, "start",
             "--port", str(port),
             "--default-queue", self.queue_path,
+            "--default-queue", self.sync_queue_path,
             "--max-retries", str(self._max_retries),
         ]
         process = ManagedProcess(f"cloud-tasks-{port}", argv, log_dir=self._log_dir)
@@ -174,8 +183,9 @@ class TasksEmulator:
         # gRPC servers bind with SO_REUSEPORT: another emulator on this port would share it silently.
         if process.owns_port(port) is False:
             raise PortTakenError(f"another process listens on port {port}")
-        if self.queue_path not in names:  # --default-queue normally created it; older emulators may not
-            client.create_queue(parent=parent, queue=tasks_v2.Queue(name=self.queue_path), timeout=5)
+        for path in (self.queue_path, self.sync_queue_path):
+            if path not in names:  # --default-queue normally created it; older emulators may not
+                client.create_queue(parent=parent, queue=tasks_v2.Queue(name=path), timeout=5)
         return True
 
     def _find_executable(self) -> Path:

@@ -1,0 +1,446 @@
+"""A `website` source: a docs site or help centre, crawled politely and changed only where its content changed.
+
+Discovery: robots.txt of each host (RFC 9309: a 4xx file allows everything; 5xx or unreachable disallows everything
+for the run, which then fetches nothing and deletes nothing), the sitemaps it names or /sitemap.xml (indexes, gzip,
+text), the start page, every URL that led to a page last time (revisited with a conditional GET, so a page that is
+no longer linked is still checked), and links inside the scope up to `max_depth` and `max_pages`.
+
+Each URL is fetched with If-None-Match / If-Modified-Since from its last response; a 304 costs no parsing. A 200 is
+reduced to its main content as Markdown (the site's own Markdown when it links one), and the hash of that content,
+never Last-Modified, decides whether the object is written. A page is identified by its canonical URL when that stays
+inside the source, else by its final URL after redirects; an old URL that now redirects moves its page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from posixpath import basename
+from urllib.parse import urlsplit
+
+from shared.sync.engine import Content, StepContext, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 4  # a URL answering 429/5xx is tried this many times in a run (backoff or Retry-After between)
+TRANSIENT = ("timeout", "connection")
+DOWN_ERRORS = ("timeout", "connection", "dns")
+MIN_ERRORS_FOR_RATE = 5  # the error-rate rule needs this many errors (three 503s of ten pages are not an outage)
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")
+
+
+def backoff(attempts: int) -> float:
+    return min(300.0, 5.0 * 2 ** attempts)
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class WebsiteSource:
+    def __init__(self, ctx: StepContext):
+        from shared.sync.urls import Scope
+
+        self.ctx = ctx
+        self.source = ctx.source
+        self.run = ctx.run
+        self.settings = ctx.engine.settings
+        cfg = self.source.config
+        self.hosts = frozenset(h.lower() for h in cfg["hosts"])
+        self.scope = Scope(hosts=self.hosts, prefixes=tuple(cfg["prefixes"]), include=tuple(cfg.get("include", ())),
+                           exclude=tuple(cfg.get("exclude", ())))
+        self.start_url = self._normalize(cfg["url"]) or cfg["url"]
+        self._fetcher = None
+        self._breaker = None
+        self._robots: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self._wait_until: datetime | None = None
+        self._page_items: int | None = None
+
+    # -- plumbing ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _normalize(url: str, base: str | None = None) -> str | None:
+        from shared.sync.urls import normalize
+
+        return normalize(url, base)
+
+    @property
+    def fetcher(self):
+        if self._fetcher is None:
+            from shared.sync.fetch import CircuitBreaker, Fetcher
+
+            cfg = self.source.config
+            self._fetcher = Fetcher(self.settings.user_agent, max_bytes=self.settings.sync_max_page_bytes,
+                                    allowed_private_hosts=self.settings.allowed_private_hosts
+                                    | frozenset(cfg.get("allow_private_hosts", ())),
+                                    headers=self.source.secret_json("headers_secret"),
+                                    concurrency_per_host=cfg.get("concurrency", 4))
+            self._breaker = CircuitBreaker()
+            for host, delay in (self.run.state.get("crawl_delay") or {}).items():
+                self._fetcher.set_delay(host, float(delay))
+        return self._fetcher
+
+    def close(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
+
+    def _hop_ok(self, url: str) -> bool:
+        from shared.sync.urls import host_of
+
+        return host_of(url) in self.hosts
+
+    def _fetch(self, url: str, **kwargs):
+        result = self.fetcher.fetch(url, follow=self._hop_ok, **kwargs)
+        self.ctx.count("requests", 1 + len(result.redirects))
+        self.ctx.count("bytes", len(result.body))
+        from shared.sync.urls import host_of
+
+        down = result.error in DOWN_ERRORS or (result.status is not None and result.status >= 500
+                                               and result.status != 503)
+        self._breaker.record(host_of(url), not down)
+        return result
+
+    def robots(self, url: str):
+        from shared.sync.robots import Robots
+        from shared.sync.urls import host_of
+
+        host = host_of(url)
+        with self._lock:
+            if host not in self._robots:
+                saved = (self.run.state.get("robots") or {}).get(host)
+                self._robots[host] = Robots.from_dict(saved) if saved else None
+            return self._robots[host]
+
+    def allowed(self, url: str) -> bool:
+        robots = self.robots(url)
+        return robots is None or robots.allowed(url, self.settings.user_agent)
+
+    # -- discover ------------------------------------------------------------------------------------------------
+    def discover(self) -> None:
+        from shared.sync.robots import Robots
+        from shared.sync.urls import host_of
+
+        run, ctx, cfg = self.run, self.ctx, self.source.config
+        robots_state, delays = {}, {}
+        origins = sorted({origin_of(self.start_url)} | {f"{urlsplit(self.start_url).scheme}://{h}" for h in self.hosts})
+        declared: list[str] = []
+        for origin in origins:
+            result = self.fetcher.fetch(origin + "/robots.txt", follow=lambda _url: True)
+            ctx.count("requests", 1 + len(result.redirects))
+            status = None if result.error else result.status
+            robots = Robots.from_response(status, result.body if result.ok else None, result.error or "")
+            host = host_of(origin)
+            robots_state[host] = robots.to_dict()
+            self._robots[host] = robots
+            if robots.unavailable:
+                ctx.incomplete(f"robots.txt of {origin} unavailable ({robots.reason}): nothing fetched from it")
+                continue
+            delay = robots.crawl_delay(self.settings.user_agent)
+            if delay:
+                delays[host] = delay
+                self.fetcher.set_delay(host, delay)
+            declared += [u for u in robots.sitemaps if self._normalize(u) and self._hop_ok(self._normalize(u))]
+        run.state["robots"], run.state["crawl_delay"] = robots_state, delays
+        if all(r.get("unavailable") for r in robots_state.values()) or robots_state.get(host_of(self.start_url),
+                                                                                         {}).get("unavailable"):
+            run.phase = "finalize"  # RFC 9309: assume everything is disallowed; no fetch, no deletion
+            return True
+        sitemaps = cfg.get("sitemaps") or declared
+        optional = []
+        if not cfg.get("sitemaps"):
+            default = origin_of(self.start_url) + "/sitemap.xml"
+            if default not in sitemaps:
+                sitemaps = [*sitemaps, default]
+                optional.append(default)  # a site without one answers 404: that is not a failure
+        run.state["optional"] = optional
+        items = [(u, "sitemap", 0, 0.0) for u in dict.fromkeys(self._normalize(s) for s in sitemaps) if u]
+        items.append((self.start_url, "page", 0, 1e12))  # first among the pages
+        run.state["start"] = self.start_url
+        known = self._known_urls()
+        items += [(u, "page", 1, 0.0) for u in known if u != self.start_url]
+        self.ctx.state.add_items(run.id, items)
+        ctx.count("discovered", 1 + len([u for u in known if u != self.start_url]))
+        return True
+
+    def _known_urls(self) -> list[str]:
+        """URLs that led to a live page last time: revisited (conditionally) whether or not still linked."""
+        with self.ctx.engine.db.transaction() as cur:
+            cur.execute("SELECT u.url FROM sync_urls u JOIN sync_pages p ON p.tenant = u.tenant AND p.source = "
+                        "u.source AND p.key = u.page_key WHERE u.tenant = %s AND u.source = %s AND p.status <> "
+                        "'deleted' ORDER BY u.url", (self.source.tenant, self.source.name))
+            return [r[0] for r in cur.fetchall() if self.scope.contains(r[0])]
+
+    def _add_pages(self, urls: list[str], depth: int, priorities: list[float] | None = None) -> None:
+        """Queue pages (in scope, deduplicated), keeping the run within `max_pages`."""
+        if not urls:
+            return
+        max_pages = self.source.config.get("max_pages", 10_000)
+        with self._lock:
+            if self._page_items is None:
+                self._page_items = self.ctx.state.count_items(self.run.id, "page")
+            room = max_pages - self._page_items
+            if room <= 0:
+                self.ctx.incomplete(f"the page limit was reached (max_pages={max_pages})")
+                return
+            items = [(u, "page", depth, (priorities[i] if priorities else 0.0)) for i, u in enumerate(urls)]
+            if len(items) > room:
+                self.ctx.incomplete(f"the page limit was reached (max_pages={max_pages})")
+                items = items[:room]
+            added = self.ctx.state.add_items(self.run.id, items)
+            self._page_items += added
+        self.ctx.count("discovered", added)
+
+    # -- fetch ---------------------------------------------------------------------------------------------------
+    def fetch(self) -> datetime | None:
+        """Work through the frontier until it is empty (-> finalize), the step's time is up, or a host asked to
+        wait (returns when the next step may run)."""
+        from shared.sync.urls import host_of
+
+        ctx, run, state = self.ctx, self.run, self.ctx.state
+        workers = max(1, self.settings.sync_concurrency)
+        with ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
+            while True:
+                items = state.next_items(run.id, workers * 4)
+                if not items:
+                    waiting = state.waiting_until(run.id)
+                    if waiting is not None:
+                        return max(waiting, self._wait_until or waiting)
+                    self._check_error_rate()
+                    run.phase = "finalize"
+                    return None
+                outcomes = list(pool.map(self._process_safely, items))
+                state.finish_items(run.id, [i.url for i, o in zip(items, outcomes) if o != "retry"])
+                down = [h for h in {host_of(i.url) for i in items} if self._breaker.open(h)]
+                if down:
+                    ctx.incomplete(f"{', '.join(sorted(down))} stopped answering mid-run (circuit breaker): the "
+                                   "rest waits for the next run")
+                    run.phase = "finalize"
+                    return None
+                if self._wait_until is not None:
+                    return self._wait_until
+                if ctx.time_left() <= 0:
+                    return None  # the step's budget is spent: a successor task goes on
+
+    def _check_error_rate(self) -> None:
+        counts = {**self.run.counts}
+        for name, n in self.ctx.counts.items():
+            counts[name] = counts.get(name, 0) + n
+        fetched = counts.get("requests", 0)
+        errors = counts.get("errors", 0)
+        if errors >= MIN_ERRORS_FOR_RATE and fetched and errors / fetched > self.settings.sync_error_rate_limit:
+            self.ctx.incomplete(f"{errors} of {fetched} requests failed (over SYNC_ERROR_RATE_LIMIT="
+                                f"{self.settings.sync_error_rate_limit:g})")
+
+    def _process_safely(self, item) -> str:
+        try:
+            if item.kind == "sitemap":
+                return self._sitemap(item)
+            return self._page(item)
+        except Exception as exc:  # noqa: BLE001 - one bad page must not end the run; it is counted and logged
+            if getattr(exc, "retryable", False) and item.attempts + 1 < MAX_ATTEMPTS:
+                self.ctx.state.retry_item(self.run.id, item.url, backoff(item.attempts))
+                return "retry"  # storage or database trouble: the item is tried again
+            log.exception("sync %s: %s failed", self.source.name, item.url)
+            self.ctx.error(type(exc).__name__)
+            self.ctx.event(item.url, "error", f"{type(exc).__name__}: {exc}")
+            return "done"
+
+    def _retry_later(self, item, result) -> str | None:
+        """429 / 5xx: try again after Retry-After (or a backoff). None when the item has had its attempts."""
+        if item.attempts + 1 >= MAX_ATTEMPTS:
+            return None
+        delay = result.retry_after if result.retry_after is not None else backoff(item.attempts)
+        self.ctx.state.retry_item(self.run.id, item.url, delay)
+        self.ctx.count("retried")
+        if result.status in (429, 503):
+            when = utcnow() + timedelta(seconds=delay)
+            with self._lock:  # this host asked us to wait: the step ends and the next one is scheduled for then
+                self._wait_until = max(self._wait_until or when, when)
+        return "retry"
+
+    def _sitemap(self, item) -> str:
+        from shared.sync.sitemaps import SitemapError, lastmod_is_useful, parse_sitemap
+
+        ctx, url = self.ctx, item.url
+        optional = url in self.run.state.get("optional", [])
+        result = self._fetch(url)
+        if result.error or result.status != 200:
+            if result.status in (429, 500, 502, 503, 504) and self._retry_later(item, result):
+                return "retry"
+            if optional and result.status in (404, 410):
+                return "done"
+            ctx.error(result.error or f"http_{result.status}")
+            ctx.incomplete(f"sitemap {url} failed ({result.error or result.status})")
+            return "done"
+        try:
+            sitemap = parse_sitemap(result.body, url, result.content_type)
+        except SitemapError as exc:
+            if not optional:
+                ctx.error("sitemap")
+                ctx.incomplete(f"sitemap {url} could not be read: {exc}")
+            return "done"
+        children = [u for u in (self._normalize(c, url) for c in sitemap.children) if u and self._hop_ok(u)]
+        ctx.state.add_items(self.run.id, [(c, "sitemap", 0, 0.0) for c in children])
+        useful = lastmod_is_useful(sitemap.entries)
+        urls, priorities = [], []
+        for entry in sitemap.entries:
+            page = self._normalize(entry.url, url)
+            if page and self.scope.contains(page):
+                urls.append(page)
+                priorities.append(entry.lastmod.timestamp() if useful and entry.lastmod else 0.0)
+        self._add_pages(urls, 0, priorities)
+        ctx.count("sitemaps")
+        return "done"
+
+    def _page(self, item) -> str:
+        from shared.sync.extract import content_digest, extract_html, extract_markdown, render_document
+        from shared.sync.urls import object_slug
+
+        ctx, state, url, src = self.ctx, self.ctx.state, item.url, self.source
+        if not self.allowed(url):
+            ctx.count("blocked_by_robots")
+            return "done"
+        known = state.get_url(src.tenant, src.name, url)
+        result = self._fetch(url, etag=known.etag if known else None,
+                             last_modified=known.last_modified if known else None)
+        is_start = url == self.run.state.get("start")
+        if result.error:
+            if result.error in TRANSIENT and item.attempts + 1 < MAX_ATTEMPTS:
+                state.retry_item(self.run.id, url, backoff(item.attempts))
+                return "retry"
+            ctx.error(result.error)
+            if known and known.page_key:
+                ctx.seen(known.page_key)  # an error is not a removal
+            if is_start:
+                ctx.incomplete(f"the start page {url} failed ({result.error})")
+            return "done"
+        status = result.status
+        if status == 429 or status >= 500:
+            if self._retry_later(item, result):
+                return "retry"
+            ctx.error(f"http_{status}")
+            if known and known.page_key:
+                ctx.seen(known.page_key)
+            if is_start:
+                ctx.incomplete(f"the start page {url} answered {status}")
+            return "done"
+        if result.not_modified:
+            if known and known.page_key:
+                ctx.count("unchanged")
+                ctx.count("not_modified")
+                ctx.seen(known.page_key)
+            return "done"
+        if is_start and status != 200:
+            ctx.incomplete(f"the start page {url} answered {status}")
+        if status in (404, 410):
+            ctx.count("not_found")
+            return "done"  # not seen: the deletion rules decide, after the grace runs and a re-check
+        if not result.ok:
+            ctx.error(f"http_{status}")
+            if known and known.page_key:
+                ctx.seen(known.page_key)
+            return "done"
+        final = self._normalize(result.final_url) or url
+        if not self.scope.contains(final):
+            ctx.count("off_scope")
+            return "done"
+        if final != url:
+            state.finish_items(self.run.id, [final])  # fetched through the redirect: not again in this run
+        ctype = result.content_type
+        flag = None
+        if ctype == "application/pdf" or result.body[:5] == b"%PDF-":
+            key = final
+            content = Content(key=key, url=final, title="", data=result.body, content_type="application/pdf",
+                              extension=".pdf", digest=hashlib.sha256(result.body).hexdigest(),
+                              text_length=len(result.body), slug=object_slug(final))
+        elif ctype in HTML_TYPES or (not ctype and result.body.lstrip()[:1] == b"<"):
+            page = extract_html(result.body, final, headers=result.headers, selector=src.config.get("selector"))
+            self._follow_links(page.links, item.depth, final)
+            if page.noindex:
+                ctx.count("noindex")
+                state.put_url(src.tenant, src.name, url, page_key=None, final_url=final, etag=None,
+                              last_modified=None, status=status)
+                return "done"  # not seen: an indexed page that turns noindex is deleted by the rules
+            canonical = self._normalize(page.canonical, final) if page.canonical else None
+            key = canonical if canonical and self.scope.contains(canonical) else final
+            title, markdown, length = page.title, page.markdown, page.text_length
+            if page.markdown_alternate and not page.javascript_shell:
+                alternate = self._normalize(page.markdown_alternate, final)
+                if alternate and self._hop_ok(alternate) and self.allowed(alternate):
+                    alt = self._fetch(alternate)
+                    if alt.ok:
+                        own = extract_markdown(alt.body, alternate)
+                        if own.markdown.strip():
+                            title, markdown = own.title or title, own.markdown
+                            length = max(length, own.text_length)
+            if page.javascript_shell:
+                flag = "javascript_shell"
+            elif "selector_missed" in page.flags:
+                flag = "selector_missed"
+            content = Content(key=key, url=key, title=title, data=render_document(title, key, markdown).encode(),
+                              content_type="text/markdown; charset=utf-8", extension=".md",
+                              digest=content_digest(markdown), text_length=length if markdown.strip() else 0,
+                              slug=object_slug(key), flag=flag)
+        elif ctype in MARKDOWN_TYPES or final.lower().endswith((".md", ".markdown")):
+            page = extract_markdown(result.body, final)
+            content = Content(key=final, url=final, title=page.title or basename(urlsplit(final).path),
+                              data=render_document(page.title, final, page.markdown).encode(),
+                              content_type="text/markdown; charset=utf-8", extension=".md",
+                              digest=content_digest(page.markdown), text_length=page.text_length,
+                              slug=object_slug(final))
+        else:
+            ctx.count("unsupported")
+            return "done"
+        if known and known.page_key and known.page_key != content.key:
+            ctx.move(known.page_key, content.key)
+        outcome, key = ctx.store(content)
+        keep_validators = outcome not in ("flagged", "collapsed", "empty")
+        for address in dict.fromkeys([url, final]):
+            state.put_url(src.tenant, src.name, address, page_key=key, final_url=final,
+                          etag=result.etag if keep_validators else None,
+                          last_modified=result.last_modified if keep_validators else None, status=status)
+        return "done"
+
+    def _follow_links(self, links: list[str], depth: int, base: str) -> None:
+        cfg = self.source.config
+        if not cfg.get("follow_links", True) or depth >= cfg.get("max_depth", 5):
+            return
+        found = []
+        for link in links:
+            url = self._normalize(link, base)
+            if url and self.scope.contains(url):
+                found.append(url)
+        self._add_pages(list(dict.fromkeys(found)), depth + 1)
+
+    # -- re-check before a deletion ------------------------------------------------------------------------------
+    def recheck(self, page) -> tuple[str, str]:
+        """('gone' | 'present' | 'error', detail) from a direct GET of the page's URL."""
+        from shared.sync.extract import extract_html
+
+        if not self.allowed(page.url):
+            return "present", "robots.txt now disallows it (kept, not fetched)"
+        result = self._fetch(page.url)
+        if result.error:
+            return "error", result.error
+        if result.status in (404, 410):
+            return "gone", f"a direct re-check answered {result.status}"
+        if not result.ok:
+            return "error", f"a direct re-check answered {result.status}"
+        final = self._normalize(result.final_url) or page.url
+        if result.content_type in HTML_TYPES:
+            extracted = extract_html(result.body, final, headers=result.headers)
+            if extracted.noindex:
+                return "gone", "the page is now noindex"
+            canonical = self._normalize(extracted.canonical, final) if extracted.canonical else None
+            final = canonical if canonical and self.scope.contains(canonical) else final
+        if final != page.key:
+            other = self.ctx.state.get_page(self.source.tenant, self.source.name, final)
+            if other is not None and other.status == "active":
+                return "gone", f"now served as {final}, which is synced"
+        return "present", f"a direct re-check answered {result.status}"
+
