@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval bench-answers fit-answerability bench-hostile coldstart clean
+.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval bench-answers fit-answerability bench-hostile bench-sync sync coldstart clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt requirements-local.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ status: setup  ## document status of the running local stack
 
 tenants: setup  ## the tenant registry: make tenants ARGS="add acme --origin https://help.acme.example"
 	@source .local/stack.env && $(BIN)/python -m infra.tenants $(ARGS)
+
+sync: setup  ## sync the sources now; ARGS="runs" | "show RUN" | "sources list" | "run --dry-run" (infra/sync.py)
+	@source .local/stack.env && $(BIN)/python -m infra.sync $(or $(ARGS),run)
+
+bench-sync: setup  ## the sync against a generated 6,114-page docs site (../shared/eval/support-mix, msdocs)
+	$(BIN)/python -m infra.bench_sync ../shared/eval/support-mix $(ARGS)
 
 gaps: setup  ## questions the local assistant could not answer (coverage gaps)
 	@source .local/stack.env && $(BIN)/python -m infra.kb gaps $(ARGS)

@@ -17,7 +17,8 @@ import sys
 import threading
 from pathlib import Path
 
-from infra.stack.local import ROOT, LocalStack
+from infra.stack.local import DEFAULT_PORTS, ROOT, LocalStack, preferred_port
+from infra.standins.website import serve_sample_site
 
 SAMPLE_KB = ROOT / "infra" / "sample_kb"
 _NOT_CONTENT = {"README.md", "build_binaries.py"}
@@ -91,19 +92,57 @@ def reconcile_at_start(stack: LocalStack) -> str:
     return f"reconciled the bucket with the database: ingested {summary['ingested']}, deleted {summary['deleted']}"
 
 
-def summary(stack: LocalStack, env_file: Path) -> str:
+def sample_sources(site_url: str) -> list[dict]:
+    """The sample company's docs website and its add-ons feed, as sync sources (what an operator would add)."""
+    return [
+        {"name": "site", "kind": "website", "topic": "docs", "config": {"url": f"{site_url}/docs/"}},
+        {"name": "addons", "kind": "feed", "topic": "addons",
+         "config": {"url": f"{site_url}/feeds/addons.json", "items_path": "addons", "title_field": "name"}},
+    ]
+
+
+def sync_at_start(stack: LocalStack, site_url: str) -> str:
+    """Register the sample sources (again: the site's port may have changed) and start a sync run of each; the
+    steps run on the sync queue through `scrape`, as the nightly run does."""
+    from shared.config import Settings
+    from shared.db import Database
+    from shared.storage import ObjectStore
+    from shared.sync.engine import SyncEngine
+    from shared.sync.sources import validate_source
+    from shared.tasks import SyncQueue
+
+    settings = Settings.from_env(stack.env()).validate()
+    db = Database(settings)
+    try:
+        engine = SyncEngine(settings, db, ObjectStore(settings.project), SyncQueue(settings))
+        for d in sample_sources(site_url):
+            engine.sources.add(validate_source(settings.default_tenant, d["name"], d["kind"], d["topic"],
+                                               d["config"]), replace=True)
+        runs = engine.start(trigger="operator")
+    except Exception as exc:  # noqa: BLE001 - make dev goes on; `make sync` tells more
+        return f"could not start the first sync: {exc}"
+    finally:
+        db.close()
+    return "started sync runs " + ", ".join(f"{r.source} (run {r.id})" for r in runs) + "; `make sync ARGS=runs` " \
+        "shows how they went"
+
+
+def summary(stack: LocalStack, env_file: Path, site=None) -> str:
     s = stack
     rows = [
         ("chat", s.urls["chat"], "HTTPS function the widget calls"),
         ("ingest", s.urls["ingest"], "CloudEvents from the storage bridge"),
         ("embed", s.urls["embed"], "Cloud Tasks target"),
-        ("scrape", s.urls["scrape"], "nightly sync (Cloud Scheduler)"),
+        ("scrape", s.urls["scrape"], "nightly sync (Cloud Scheduler) and its steps (Cloud Tasks)"),
         ("postgres", s.postgres.url, "Cloud SQL stand-in (pgvector)"),
         ("storage", f"{s.storage.url}  bucket '{s.storage.bucket}'", "Cloud Storage emulator + Eventarc bridge"),
         ("tasks", s.tasks.host, f"Cloud Tasks emulator, queue '{s.tasks.queue}'"),
     ]
     if s.firestore:
         rows.insert(4, ("firestore", s.firestore.host, "Firestore emulator"))
+    if site is not None:
+        rows.append(("docs site", f"{site.url}/docs/", "the sample company's docs website, a sync source "
+                     "(make sync)"))
     demo = []
     if s.demo:  # first and apart: the one URL a newcomer needs
         demo = [("demo", f"{s.demo.url}/", "open this: a fake company site with the chat widget"),
@@ -121,6 +160,7 @@ def main() -> int:
     logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)  # one line per request otherwise
     data_dir = ROOT / ".local"
     stack = LocalStack(data_dir, restart_functions=True)  # a function that dies is restarted, not the end of make dev
+    site = None
     stopping = threading.Event()
     # Both handled explicitly: a shell may start us with SIGINT ignored (background jobs), and SIGTERM skips atexit.
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -135,13 +175,17 @@ def main() -> int:
         uploaded = upload_sample_kb(stack)
         logging.getLogger("dev").info("uploaded %d sample file(s) from infra/sample_kb; requeued %d unfinished "
                                       "version(s)", uploaded, requeued)
-        print(summary(stack, env_file), flush=True)
+        site = serve_sample_site(preferred_port(DEFAULT_PORTS["docs_site"]))
+        logging.getLogger("dev").info(sync_at_start(stack, site.url))
+        print(summary(stack, env_file, site), flush=True)
         while not stopping.wait(1):  # the supervisor's thread restarts functions that die
             pass
     except KeyboardInterrupt:
         pass
     finally:
         logging.getLogger("dev").info("stopping the local stack ...")  # never print: stdout may be a dead pipe
+        if site is not None:
+            site.stop()
         stack.stop()
     return 0
 

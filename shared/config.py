@@ -134,6 +134,10 @@ class Settings:
     sync_error_rate_limit: float = setting(
         "SYNC_ERROR_RATE_LIMIT", 0.1, "A run whose fetches failed more often than this is partial (no deletions)."
     )
+    sync_retry_base_seconds: float = setting(
+        "SYNC_RETRY_BASE_SECONDS", 5.0, "First wait before a URL that answered 429/5xx without Retry-After (or failed "
+        "to connect) is tried again; doubles per attempt, at most 4 attempts per run."
+    )
     sync_concurrency: int = setting("SYNC_CONCURRENCY", 8, "Pages one sync step fetches and extracts at once "
                                     "(per host at most the source's `concurrency`).")
     sync_max_page_bytes: int = setting("SYNC_MAX_PAGE_BYTES", 20 * 1024 * 1024, "Larger responses are not read "

@@ -35,12 +35,12 @@ FUNCTIONS = ("chat", "ingest", "embed", "scrape")
 # Documented default ports (README); a port that is taken is replaced by a free one, and .local/stack.env tells.
 DEFAULT_PORTS = {
     "chat": 8081, "ingest": 8082, "embed": 8083, "scrape": 8084,
-    "firestore": 8085, "storage": 9023, "tasks": 9090, "postgres": 54329, "demo": 8080,
+    "firestore": 8085, "storage": 9023, "tasks": 9090, "postgres": 54329, "demo": 8080, "docs_site": 8086,
 }
 
 # Settings a developer may set in their shell; passed through to the functions.
 _PASS_THROUGH_PREFIXES = ("EMBED", "GEMINI_", "VECTOR_", "PINECONE_", "CHUNK_", "MAX_", "LOG_LEVEL", "DEFAULT_TENANT",
-                          "LOCAL_EMBEDDING")
+                          "LOCAL_EMBEDDING", "SYNC_")
 
 
 def preferred_port(port: int) -> int:
@@ -129,6 +129,9 @@ class LocalStack:
         env.update(self.tasks.env())
         env["EMBED_URL"] = self.urls["embed"]
         env.update({f"{name.upper()}_URL": url for name, url in self.urls.items()})
+        # The local stack's websites (the sample docs site, benchmark sites) are on loopback, which the sync
+        # otherwise refuses (SSRF protection).
+        env["SYNC_ALLOWED_PRIVATE_HOSTS"] = os.environ.get("SYNC_ALLOWED_PRIVATE_HOSTS", LOCALHOST)
         return env
 
     def function_env(self) -> dict[str, str]:

@@ -33,8 +33,8 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")
 
 
-def backoff(attempts: int) -> float:
-    return min(300.0, 5.0 * 2 ** attempts)
+def backoff(attempts: int, base: float = 5.0) -> float:
+    return min(300.0, base * 2 ** attempts)
 
 
 def origin_of(url: str) -> str:
@@ -88,6 +88,22 @@ class WebsiteSource:
     def close(self) -> None:
         if self._fetcher is not None:
             self._fetcher.close()
+
+    def slug(self, url: str) -> str:
+        """The object path of a page below the source's folder: its path after the scope prefix it falls under
+        (`https://docs.example.com/docs/billing/refunds.html` with prefix /docs/ -> `billing/refunds`), and the
+        host first when the source spans several."""
+        from shared.sync.urls import host_of, object_slug
+
+        parts = urlsplit(url)
+        path = parts.path
+        for prefix in sorted(self.scope.prefixes, key=len, reverse=True):
+            if path.startswith(prefix):
+                path = "/" + path[len(prefix):]
+                break
+        host = host_of(url)
+        lead = "" if host == host_of(self.start_url) else "/" + host.replace(":", "-")
+        return object_slug(f"{parts.scheme}://{parts.netloc}{lead}{path}" + (f"?{parts.query}" if parts.query else ""))
 
     def _hop_ok(self, url: str) -> bool:
         from shared.sync.urls import host_of
@@ -243,7 +259,7 @@ class WebsiteSource:
             return self._page(item)
         except Exception as exc:  # noqa: BLE001 - one bad page must not end the run; it is counted and logged
             if getattr(exc, "retryable", False) and item.attempts + 1 < MAX_ATTEMPTS:
-                self.ctx.state.retry_item(self.run.id, item.url, backoff(item.attempts))
+                self.ctx.state.retry_item(self.run.id, item.url, backoff(item.attempts, self.settings.sync_retry_base_seconds))
                 return "retry"  # storage or database trouble: the item is tried again
             log.exception("sync %s: %s failed", self.source.name, item.url)
             self.ctx.error(type(exc).__name__)
@@ -254,7 +270,7 @@ class WebsiteSource:
         """429 / 5xx: try again after Retry-After (or a backoff). None when the item has had its attempts."""
         if item.attempts + 1 >= MAX_ATTEMPTS:
             return None
-        delay = result.retry_after if result.retry_after is not None else backoff(item.attempts)
+        delay = result.retry_after if result.retry_after is not None else backoff(item.attempts, self.settings.sync_retry_base_seconds)
         self.ctx.state.retry_item(self.run.id, item.url, delay)
         self.ctx.count("retried")
         if result.status in (429, 503):
@@ -299,7 +315,6 @@ class WebsiteSource:
 
     def _page(self, item) -> str:
         from shared.sync.extract import content_digest, extract_html, extract_markdown, render_document
-        from shared.sync.urls import object_slug
 
         ctx, state, url, src = self.ctx, self.ctx.state, item.url, self.source
         if not self.allowed(url):
@@ -311,7 +326,7 @@ class WebsiteSource:
         is_start = url == self.run.state.get("start")
         if result.error:
             if result.error in TRANSIENT and item.attempts + 1 < MAX_ATTEMPTS:
-                state.retry_item(self.run.id, url, backoff(item.attempts))
+                state.retry_item(self.run.id, url, backoff(item.attempts, self.settings.sync_retry_base_seconds))
                 return "retry"
             ctx.error(result.error)
             if known and known.page_key:
@@ -357,14 +372,15 @@ class WebsiteSource:
             key = final
             content = Content(key=key, url=final, title="", data=result.body, content_type="application/pdf",
                               extension=".pdf", digest=hashlib.sha256(result.body).hexdigest(),
-                              text_length=len(result.body), slug=object_slug(final))
+                              text_length=len(result.body), slug=self.slug(final))
         elif ctype in HTML_TYPES or (not ctype and result.body.lstrip()[:1] == b"<"):
             page = extract_html(result.body, final, headers=result.headers, selector=src.config.get("selector"))
             self._follow_links(page.links, item.depth, final)
             if page.noindex:
                 ctx.count("noindex")
-                state.put_url(src.tenant, src.name, url, page_key=None, final_url=final, etag=None,
-                              last_modified=None, status=status)
+                if not self.run.dry_run:
+                        state.put_url(src.tenant, src.name, url, page_key=None, final_url=final, etag=None,
+                                  last_modified=None, status=status)
                 return "done"  # not seen: an indexed page that turns noindex is deleted by the rules
             canonical = self._normalize(page.canonical, final) if page.canonical else None
             key = canonical if canonical and self.scope.contains(canonical) else final
@@ -385,21 +401,23 @@ class WebsiteSource:
             content = Content(key=key, url=key, title=title, data=render_document(title, key, markdown).encode(),
                               content_type="text/markdown; charset=utf-8", extension=".md",
                               digest=content_digest(markdown), text_length=length if markdown.strip() else 0,
-                              slug=object_slug(key), flag=flag)
+                              slug=self.slug(key), flag=flag)
         elif ctype in MARKDOWN_TYPES or final.lower().endswith((".md", ".markdown")):
             page = extract_markdown(result.body, final)
             content = Content(key=final, url=final, title=page.title or basename(urlsplit(final).path),
                               data=render_document(page.title, final, page.markdown).encode(),
                               content_type="text/markdown; charset=utf-8", extension=".md",
                               digest=content_digest(page.markdown), text_length=page.text_length,
-                              slug=object_slug(final))
+                              slug=self.slug(final))
         else:
             ctx.count("unsupported")
             return "done"
         if known and known.page_key and known.page_key != content.key:
             ctx.move(known.page_key, content.key)
         outcome, key = ctx.store(content)
-        keep_validators = outcome not in ("flagged", "collapsed", "empty")
+        if self.run.dry_run:
+            return "done"  # a dry run keeps no validators: the real run fetches as it would have
+        keep_validators = outcome != "flagged"
         for address in dict.fromkeys([url, final]):
             state.put_url(src.tenant, src.name, address, page_key=key, final_url=final,
                           etag=result.etag if keep_validators else None,

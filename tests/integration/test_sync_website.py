@@ -75,7 +75,7 @@ class Sync:
         from shared import services
         from shared.storage import ObjectStore
 
-        self.settings = dataclasses.replace(services.get_settings(), sync_grace_runs=2)
+        self.settings = dataclasses.replace(services.get_settings(), sync_grace_runs=2, sync_retry_base_seconds=0.05)
         self.db = services.database()
         self.objects = ObjectStore(self.settings.project)
 
@@ -298,27 +298,28 @@ def test_private_and_link_local_addresses_are_refused_unless_allowed(make_stack,
     assert sync.run()["outcome"] == "complete"
 
 
-def test_a_429_schedules_the_continuation_at_retry_after_in_seconds_and_as_a_date(sync, site):
+@pytest.mark.parametrize("form", ["seconds", "date"])
+def test_a_429_schedules_the_continuation_at_retry_after(sync, site, form):
     docs_site(site, ["refunds", "invoices"])
     sync.add()
     queue = RecordingQueue()
     engine = sync.engine(queue)
-    site.fail("/docs/refunds.html", 429, retry_after="120")
+    began = datetime.now(UTC)
+    wait = 120 if form == "seconds" else 300
+    site.fail("/docs/refunds.html", 429, retry_after=str(wait) if form == "seconds" else
+              format_datetime(began + timedelta(seconds=wait), usegmt=True))
     [run] = engine.start(names=["docs"])
-    step, began = 0, datetime.now(UTC)
-    result = engine.step(run.id, step)
+    step, result = 0, engine.step(run.id, 0)
     while result["status"] == "continues" and result["not_before"] is None:
         step += 1
         result = engine.step(run.id, step)
     when = datetime.fromisoformat(result["not_before"])
-    assert timedelta(seconds=115) < when - began < timedelta(seconds=130)
-    assert queue.steps[-1][2] == when  # the task is scheduled, nobody sleeps
-    assert engine.step(run.id, step + 1)["status"] == "continues"  # early delivery: the page still waits
-    date = format_datetime(datetime.now(UTC) + timedelta(seconds=300), usegmt=True)
-    site.fail("/docs/invoices.html", 429, retry_after=date)
-    site.put("/sitemap.xml", sitemap(site, ["/docs/", "/docs/invoices.html"]))
-    [run2] = sync.engine(RecordingQueue()).start(names=["docs"])
-    assert run2.id == run.id  # the running run is joined, not doubled
+    assert timedelta(seconds=wait - 5) < when - began < timedelta(seconds=wait + 10)
+    assert queue.steps[-1] == (run.id, step + 1, when)  # the successor task is scheduled then; nobody sleeps
+    early = engine.step(run.id, step + 1)  # delivered early anyway: the page still waits, nothing is refetched
+    assert early["status"] == "continues" and datetime.fromisoformat(early["not_before"]) == when
+    assert len(site.requests_for("/docs/refunds.html")) == 1
+    assert engine.start(names=["docs"])[0].id == run.id  # a start meanwhile joins the run, never doubles it
 
 
 def test_a_5xx_that_recovers_is_retried_and_written(sync, site):
@@ -442,8 +443,6 @@ def test_a_javascript_shell_is_flagged_not_indexed(sync, site):
 
 
 def test_the_sites_own_markdown_a_pdf_a_non_utf8_page_sitemap_index_gzip_and_text(sync, site):
-    from infra.stack.storage import StorageEmulator  # noqa: F401 - the stack is running
-
     site.put("/docs/", html("Acme Docs", "<p>Welcome to the Acme documentation for administrators.</p>",
                             links=["/docs/guide.pdf"]), "text/html")
     site.put("/docs/api.html", html("API", "<p>rendered html version of the api page with words</p>",
@@ -502,7 +501,7 @@ def test_a_tiny_step_budget_reaches_the_same_end_state_as_one_long_call(make_sta
     while engine.step(run.id, step)["status"] == "continues":
         step += 1
     short = engine.state.get_run(run.id).summary()
-    assert step > 5 and len(queue.steps) == step
+    assert step >= 3 and len(queue.steps) == step
     assert {n: sync.text(n) for n in sync.bucket()} == long_objects
     assert counts(short, "new", "writes") == counts(long, "new", "writes")
 
