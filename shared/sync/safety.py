@@ -59,9 +59,9 @@ def blocked_reason(address: IPAddress) -> str | None:
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
-        ("private", address.is_private),
         ("reserved", address.is_reserved),
         ("shared address space", isinstance(address, ipaddress.IPv4Address) and address in _SHARED_ADDRESS_SPACE),
+        ("private", address.is_private),  # last: ipaddress counts most of the classes above as private too
     )
     for reason, applies in checks:
         if applies:
