@@ -16,7 +16,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
-import posixpath
 import re
 import unicodedata
 from dataclasses import dataclass

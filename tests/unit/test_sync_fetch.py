@@ -491,3 +491,18 @@ def test_circuit_breaker_is_thread_safe():
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda _: breaker.record("docs.example.test", False), range(4000)))
     assert breaker.open("docs.example.test")
+
+
+def test_a_mock_transport_works_for_made_up_hosts_listed_as_allowed():
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/old":
+            return httpx.Response(308, headers={"Location": "/new"})
+        return httpx.Response(200, text=f"{request.headers['user-agent']} {request.url.host}")
+
+    allowed = frozenset({"docs.example.test"})
+    with Fetcher(AGENT, transport=httpx.MockTransport(answer), allowed_private_hosts=allowed) as fetcher:
+        result = fetcher.fetch("https://docs.example.test/old")
+    assert result.ok and result.body == f"{AGENT} docs.example.test".encode()
+    assert result.redirects == [("https://docs.example.test/old", 308)]

@@ -176,7 +176,8 @@ def test_feeds_are_read_as_sitemaps():
     atom = b"""<feed xmlns="http://www.w3.org/2005/Atom"><entry>
       <link rel="self" href="https://docs.example.test/feed/1"/><link href="https://docs.example.test/post/1"/>
       <updated>2024-03-04T05:06:07Z</updated></entry></feed>"""
-    assert parse_sitemap(atom, URL).entries == [SitemapEntry("https://docs.example.test/post/1", utc(2024, 3, 4, 5, 6, 7))]
+    expected = SitemapEntry("https://docs.example.test/post/1", utc(2024, 3, 4, 5, 6, 7))
+    assert parse_sitemap(atom, URL).entries == [expected]
 
 
 @pytest.mark.parametrize(("value", "expected"), [
