@@ -258,8 +258,8 @@ class Fetcher:
 
     def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
               follow: Callable[[str], bool] | None = None, headers: dict | None = None) -> FetchResult:
-        """GET `url` (conditionally when `etag` / `last_modified` are given), following redirects that `follow`
-        accepts; see the module docstring for the errors and what `final_url` and `redirects` hold."""
+        """GET `normalize(url)` (conditionally when `etag` / `last_modified` are given), following redirects that
+        `follow` accepts; see the module docstring for the errors and what `final_url` and `redirects` hold."""
         started = time.monotonic()
         result = FetchResult(url=url, final_url=url)
         try:
