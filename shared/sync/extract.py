@@ -487,8 +487,6 @@ def _page_title(page_title: str, first_h1: str) -> str:
     """<title> without its site suffix when the <h1> is its first part, else the <h1>, else <title>."""
     if page_title and first_h1:
         wanted = first_h1.casefold()
-        if page_title.casefold() == wanted:
-            return page_title
         for separator in _TITLE_SEPARATORS.finditer(page_title):
             head = page_title[:separator.start()].strip()
             if head.casefold() == wanted:

@@ -257,6 +257,10 @@ def test_a_latin1_page_without_a_declared_charset():
     page = extract("<html><body><main><p>Un café crème.</p></main></body></html>".encode("latin-1"))
     assert page.markdown == "Un café crème."
     assert page.flags == []
+    # Windows "Latin-1" uses 0x80-0x9F for quotes and the euro; the HTML standard reads ISO-8859-1 as windows-1252
+    smart = "<main><p>It’s €5 – “cheap”</p></main>".encode("cp1252")
+    assert extract(smart).markdown == "It’s €5 – “cheap”"
+    assert extract(smart, headers={"content-type": "text/html; charset=ISO-8859-1"}).markdown == "It’s €5 – “cheap”"
 
 
 def test_the_charset_comes_from_the_header_then_the_meta_tag():
@@ -306,6 +310,9 @@ def test_a_javascript_shell_is_detected(body):
     # a server-rendered app: its mount point is full of text
     '<div id="__next"><main><h1>Pricing</h1><p>' + "Plenty of text here. " * 15 + '</p></main></div>'
     '<script src="/_next/main.js"></script>',
+    # a long static page with an empty widget mount point and its script
+    '<main><h1>Guide</h1><p>' + "Plenty of text here. " * 15 + '</p></main><div id="app"></div>'
+    '<script src="/widget.js"></script>',
     # an empty mount point but no script at all
     '<div id="root"></div><p>Static note.</p>',
 ])
