@@ -189,12 +189,12 @@ def validate_config(kind: str, config) -> dict:
             selector = config["selector"]
             if not isinstance(selector, str) or not selector.strip():
                 _fail("selector", "must be a CSS selector")
-            try:
-                import soupsieve
+            from shared.sync.extract import validate_selector
 
-                soupsieve.compile(selector)
-            except Exception as exc:  # noqa: BLE001 - soupsieve raises its own SelectorSyntaxError and others
-                _fail("selector", f"is not a valid CSS selector: {exc}")
+            try:
+                validate_selector(selector)
+            except ValueError as exc:
+                _fail("selector", str(exc))
             out["selector"] = selector.strip()
     elif kind == "feed":
         url = _http_url("url", config.get("url"))

@@ -256,10 +256,11 @@ class SyncState:
             cur.execute("UPDATE sync_frontier SET state = 'done' WHERE run_id = %s AND url = ANY(%s)",
                         (run_id, list(urls)))
 
-    def retry_item(self, run_id: int, url: str, seconds: float) -> None:
+    def retry_item(self, run_id: int, url: str, not_before: datetime) -> None:
+        """The item is tried again, not before `not_before` (a Retry-After, a backoff)."""
         with self._db.transaction() as cur:
-            cur.execute("UPDATE sync_frontier SET attempts = attempts + 1, not_before = now() + make_interval(secs => "
-                        "%s) WHERE run_id = %s AND url = %s", (seconds, run_id, url))
+            cur.execute("UPDATE sync_frontier SET attempts = attempts + 1, not_before = %s WHERE run_id = %s AND "
+                        "url = %s", (not_before, run_id, url))
 
     # -- URLs ----------------------------------------------------------------------------------------------------
     def get_url(self, tenant: str, source: str, url: str) -> UrlState | None:

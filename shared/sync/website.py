@@ -31,6 +31,13 @@ DOWN_ERRORS = ("timeout", "connection", "dns")
 MIN_ERRORS_FOR_RATE = 5  # the error-rate rule needs this many errors (three 503s of ten pages are not an outage)
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")
+UNKNOWN_TYPES = ("", "application/octet-stream", "text/plain", "binary/octet-stream")
+
+
+def looks_like_html(body: bytes) -> bool:
+    """A mislabelled HTML page (servers send octet-stream or text/plain more often than one would think)."""
+    head = body[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:200]
 
 
 def backoff(attempts: int, base: float = 5.0) -> float:
@@ -162,8 +169,7 @@ class WebsiteSource:
                 self.fetcher.set_delay(host, delay)
             declared += [u for u in robots.sitemaps if self._normalize(u) and self._hop_ok(self._normalize(u))]
         run.state["robots"], run.state["crawl_delay"] = robots_state, delays
-        if all(r.get("unavailable") for r in robots_state.values()) or robots_state.get(host_of(self.start_url),
-                                                                                         {}).get("unavailable"):
+        if self._robots[host_of(self.start_url)].unavailable:
             run.phase = "finalize"  # RFC 9309: assume everything is disallowed; no fetch, no deletion
             return True
         sitemaps = cfg.get("sitemaps") or declared
@@ -259,22 +265,26 @@ class WebsiteSource:
             return self._page(item)
         except Exception as exc:  # noqa: BLE001 - one bad page must not end the run; it is counted and logged
             if getattr(exc, "retryable", False) and item.attempts + 1 < MAX_ATTEMPTS:
-                self.ctx.state.retry_item(self.run.id, item.url, backoff(item.attempts, self.settings.sync_retry_base_seconds))
+                self.ctx.state.retry_item(self.run.id, item.url, self._backoff_until(item))
                 return "retry"  # storage or database trouble: the item is tried again
             log.exception("sync %s: %s failed", self.source.name, item.url)
             self.ctx.error(type(exc).__name__)
             self.ctx.event(item.url, "error", f"{type(exc).__name__}: {exc}")
             return "done"
 
+    def _backoff_until(self, item) -> datetime:
+        return utcnow() + timedelta(seconds=backoff(item.attempts, self.settings.sync_retry_base_seconds))
+
     def _retry_later(self, item, result) -> str | None:
         """429 / 5xx: try again after Retry-After (or a backoff). None when the item has had its attempts."""
         if item.attempts + 1 >= MAX_ATTEMPTS:
             return None
-        delay = result.retry_after if result.retry_after is not None else backoff(item.attempts, self.settings.sync_retry_base_seconds)
-        self.ctx.state.retry_item(self.run.id, item.url, delay)
+        delay = result.retry_after if result.retry_after is not None else \
+            backoff(item.attempts, self.settings.sync_retry_base_seconds)
+        when = utcnow() + timedelta(seconds=delay)
+        self.ctx.state.retry_item(self.run.id, item.url, when)
         self.ctx.count("retried")
         if result.status in (429, 503):
-            when = utcnow() + timedelta(seconds=delay)
             with self._lock:  # this host asked us to wait: the step ends and the next one is scheduled for then
                 self._wait_until = max(self._wait_until or when, when)
         return "retry"
@@ -326,7 +336,7 @@ class WebsiteSource:
         is_start = url == self.run.state.get("start")
         if result.error:
             if result.error in TRANSIENT and item.attempts + 1 < MAX_ATTEMPTS:
-                state.retry_item(self.run.id, url, backoff(item.attempts, self.settings.sync_retry_base_seconds))
+                state.retry_item(self.run.id, url, self._backoff_until(item))
                 return "retry"
             ctx.error(result.error)
             if known and known.page_key:
@@ -372,8 +382,8 @@ class WebsiteSource:
             key = final
             content = Content(key=key, url=final, title="", data=result.body, content_type="application/pdf",
                               extension=".pdf", digest=hashlib.sha256(result.body).hexdigest(),
-                              text_length=len(result.body), slug=self.slug(final))
-        elif ctype in HTML_TYPES or (not ctype and result.body.lstrip()[:1] == b"<"):
+                              text_length=len(result.body), slug=self.slug(final).removesuffix(".pdf"))
+        elif ctype in HTML_TYPES or (ctype in UNKNOWN_TYPES and looks_like_html(result.body)):
             page = extract_html(result.body, final, headers=result.headers, selector=src.config.get("selector"))
             self._follow_links(page.links, item.depth, final)
             if page.noindex:
@@ -450,7 +460,7 @@ class WebsiteSource:
         if not result.ok:
             return "error", f"a direct re-check answered {result.status}"
         final = self._normalize(result.final_url) or page.url
-        if result.content_type in HTML_TYPES:
+        if result.content_type in HTML_TYPES or looks_like_html(result.body):
             extracted = extract_html(result.body, final, headers=result.headers)
             if extracted.noindex:
                 return "gone", "the page is now noindex"
