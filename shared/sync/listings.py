@@ -51,7 +51,9 @@ class _Listing:
         return page is not None and page.seen_run == self.run.id and page.status != "deleted"
 
     def _all_unchanged(self) -> None:
-        pages = self.ctx.state.pages(self.source.tenant, self.source.name)
+        """The listing is what it was last time (a 304): its items are the pages the last run saw; pages already
+        missing then stay missing (and go on towards deletion)."""
+        pages = [p for p in self.ctx.state.pages(self.source.tenant, self.source.name) if p.missing_runs == 0]
         for page in pages:
             self.ctx.seen(page.key)
         self.ctx.count("unchanged", len(pages))

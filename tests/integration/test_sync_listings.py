@@ -131,6 +131,9 @@ def s3(monkeypatch):
     client.create_bucket(Bucket="acme-docs")
     client.endpoint = endpoint
     yield client
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST")).close()  # global state
     server.stop()
 
 
