@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     began = time.perf_counter()
     bench = build_site(args.corpus)
+    bench.site.start()
     pages = len(bench.pages)
     log.info("site with %d pages built in %.1f s at %s", pages, time.perf_counter() - began, bench.url)
 

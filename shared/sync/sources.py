@@ -50,9 +50,9 @@ class Source:
     def object_prefix(self) -> str:
         """Where its objects live in the knowledge bucket: `{topic}/{name}/` for the default tenant's sources,
         `{topic}/{tenant}/{name}/` for others (object names are global to the bucket, sources are per tenant)."""
-        from shared.config import get_settings
+        from shared.config import Settings
 
-        middle = self.name if self.tenant == get_settings().default_tenant else f"{self.tenant}/{self.name}"
+        middle = self.name if self.tenant == Settings.from_env().default_tenant else f"{self.tenant}/{self.name}"
         return f"{self.topic}/{middle}/"
 
     def get(self, key: str, default=None):
