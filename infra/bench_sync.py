@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edit", type=float, default=0.01, help="fraction of pages edited before the third sync")
     parser.add_argument("--no-ingest", action="store_true", help="no ingest subscriber: the sync alone")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack's processes on the way out
     logging.basicConfig(level="WARNING", format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     log.setLevel("INFO")
 

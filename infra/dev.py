@@ -92,6 +92,31 @@ def reconcile_at_start(stack: LocalStack) -> str:
     return f"reconciled the bucket with the database: ingested {summary['ingested']}, deleted {summary['deleted']}"
 
 
+def serve_docs_site(data_dir: Path, stopping: threading.Event):
+    """The sample company's docs website, served from .local/docs-site/ (a copy of infra/sample_site/site/ made on
+    the first run): edit, add or delete a page there and the site changes at once; `make sync` then brings the
+    change into the knowledge base."""
+    import shutil
+
+    from infra.standins.website import SAMPLE_SITE
+
+    directory = data_dir / "docs-site"
+    if not directory.exists():
+        shutil.copytree(SAMPLE_SITE, directory)
+    site = serve_sample_site(preferred_port(DEFAULT_PORTS["docs_site"]), directory=directory)
+
+    def follow():
+        known = site.follow_dir(directory)
+        while not stopping.wait(1.0):
+            try:
+                known = site.follow_dir(directory, known)
+            except OSError as exc:  # a file being written: the next round reads it whole
+                logging.getLogger("dev").debug("docs site: %s", exc)
+
+    threading.Thread(target=follow, name="docs-site", daemon=True).start()
+    return site, directory
+
+
 def sample_sources(site_url: str) -> list[dict]:
     """The sample company's docs website and its add-ons feed, as sync sources (what an operator would add)."""
     return [
@@ -141,8 +166,8 @@ def summary(stack: LocalStack, env_file: Path, site=None) -> str:
     if s.firestore:
         rows.insert(4, ("firestore", s.firestore.host, "Firestore emulator"))
     if site is not None:
-        rows.append(("docs site", f"{site.url}/docs/", "the sample company's docs website, a sync source "
-                     "(make sync)"))
+        rows.append(("docs site", f"{site.url}/docs/", "the sample company's docs website (.local/docs-site/), "
+                     "synced by make sync"))
     demo = []
     if s.demo:  # first and apart: the one URL a newcomer needs
         demo = [("demo", f"{s.demo.url}/", "open this: a fake company site with the chat widget"),
@@ -175,7 +200,7 @@ def main() -> int:
         uploaded = upload_sample_kb(stack)
         logging.getLogger("dev").info("uploaded %d sample file(s) from infra/sample_kb; requeued %d unfinished "
                                       "version(s)", uploaded, requeued)
-        site = serve_sample_site(preferred_port(DEFAULT_PORTS["docs_site"]))
+        site, _ = serve_docs_site(data_dir, stopping)
         logging.getLogger("dev").info(sync_at_start(stack, site.url))
         print(summary(stack, env_file, site), flush=True)
         while not stopping.wait(1):  # the supervisor's thread restarts functions that die

@@ -313,10 +313,32 @@ class _NotifyingStorage(EmulatorStorage):
     Runs on the emulator's single server thread: `on_change` must only enqueue.
     """
 
+    # The emulator rewrites its whole metadata file (every object's resource as indented JSON) after each write:
+    # quadratic in the objects held (a 6,000-page sync spent most of its time there). In memory nothing reads it
+    # back, so it is skipped; on disk it is written at most once a second, and by `flush` when the emulator stops.
+    FLUSH_INTERVAL = 1.0
+
     def __init__(self, on_change: Callable[[str, dict, str], None], **kwargs) -> None:
+        self._persistent = not kwargs.get("use_memory_fs")
+        self._dirty = False
+        self._flushed_at = 0.0
         super().__init__(**kwargs)
         self._on_change = on_change
         self._last_generation: dict[tuple[str, str], int] = {}
+
+    def _write_config_to_file(self):
+        if not self._persistent:
+            return
+        self._dirty = True
+        if time.monotonic() - self._flushed_at >= self.FLUSH_INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the metadata file if anything changed (call only when the server thread is not running, or
+        from it)."""
+        if self._persistent and self._dirty:
+            super()._write_config_to_file()
+            self._dirty, self._flushed_at = False, time.monotonic()
 
     def create_file(self, bucket_name, file_name, content, file_obj, file_id=None):
         replaced = copy.deepcopy(self.objects.get(bucket_name, {}).get(file_name))
@@ -407,7 +429,7 @@ class StorageEmulator:
         if self._httpd is not None:
             return self
         began = time.monotonic()
-        storage = _NotifyingStorage(
+        self._storage = storage = _NotifyingStorage(
             on_change=self._publish,
             use_memory_fs=self.data_dir is None,
             data_dir=str(self.data_dir) if self.data_dir else None,
@@ -441,6 +463,7 @@ class StorageEmulator:
             self._httpd.server_close()
             self._thread.join(timeout=5)
             self._httpd = self._thread = None
+            self._storage.flush()  # the server thread has stopped: nothing else touches the metadata now
         if self.bridge is not None:
             self.bridge.close()  # kept, so `delivered` and `dropped` can still be read
         self.port = None

@@ -262,6 +262,28 @@ class Website:
             loaded.append(path)
         return loaded
 
+    def follow_dir(self, directory: Path | str, known: dict[str, float] | None = None) -> dict[str, float]:
+        """Serve `directory` as it is now: files added or changed since `known` (path -> mtime, as returned by the
+        previous call) are put, with their modification time as Last-Modified; files gone from it answer 404.
+        `make dev` calls it every second, so an edit of a page under .local/docs-site/ is on the site at once."""
+        root = Path(directory)
+        known = dict(known or {})
+        now: dict[str, float] = {}
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            path = "/" + file.relative_to(root).as_posix()
+            mtime = file.stat().st_mtime
+            now[path] = mtime
+            if known.get(path) == mtime:
+                continue
+            content_type = guess_content_type(path)
+            data: bytes | str = file.read_bytes()
+            if _TEXTUAL.match(content_type):
+                data = data.decode(_charset(content_type)).replace(ORIGIN_PLACEHOLDER, self.origin)
+            self.put(path, data, content_type, last_modified=datetime.fromtimestamp(mtime, UTC))
+        for path in set(known) - set(now):
+            self.remove(path)
+        return now
+
     def paths(self) -> list[str]:
         """The paths that serve content (not redirects or gone ones), sorted."""
         with self._lock:
@@ -497,13 +519,13 @@ def _sitemap_dates(site: Website) -> dict[str, datetime]:
     return dates
 
 
-def serve_sample_site(port: int = 0, host: str = "127.0.0.1") -> Website:
+def serve_sample_site(port: int = 0, host: str = "127.0.0.1", directory: Path | str = SAMPLE_SITE) -> Website:
     """The sample company's docs site (infra/sample_site/site/) on `host:port`, started.
 
     Pages carry the Last-Modified of their sitemap <lastmod>; the old help-centre URLs redirect (301).
     """
     site = Website(port, host)
-    site.load_dir(SAMPLE_SITE)
+    site.load_dir(directory)
     stored = set(site.paths())
     for path, moment in _sitemap_dates(site).items():
         if path.endswith("/"):

@@ -224,6 +224,11 @@ class SyncState:
                 added += cur.rowcount
         return added
 
+    def held_items(self, run_id: int, urls: list[str]) -> set[str]:
+        with self._db.transaction() as cur:
+            cur.execute("SELECT url FROM sync_frontier WHERE run_id = %s AND url = ANY(%s)", (run_id, list(urls)))
+            return {r[0] for r in cur.fetchall()}
+
     def count_items(self, run_id: int, kind: str = "page") -> int:
         with self._db.transaction() as cur:
             cur.execute("SELECT count(*) FROM sync_frontier WHERE run_id = %s AND kind = %s", (run_id, kind))

@@ -202,19 +202,23 @@ class WebsiteSource:
         if not urls:
             return
         max_pages = self.source.config.get("max_pages", 10_000)
-        with self._lock:
+        items = [(u, "page", depth, (priorities[i] if priorities else 0.0)) for i, u in enumerate(urls)]
+        with self._lock:  # reserve room under the lock; the insert itself runs outside it
             if self._page_items is None:
                 self._page_items = self.ctx.state.count_items(self.run.id, "page")
             room = max_pages - self._page_items
-            if room <= 0:
-                self.ctx.incomplete(f"the page limit was reached (max_pages={max_pages})")
-                return
-            items = [(u, "page", depth, (priorities[i] if priorities else 0.0)) for i, u in enumerate(urls)]
+            if len(items) > room:  # near the limit: only URLs the work list does not hold yet count
+                held = self.ctx.state.held_items(self.run.id, [u for u, *_ in items])
+                items = [i for i in items if i[0] not in held]
             if len(items) > room:
                 self.ctx.incomplete(f"the page limit was reached (max_pages={max_pages})")
-                items = items[:room]
-            added = self.ctx.state.add_items(self.run.id, items)
-            self._page_items += added
+                items = items[:max(0, room)]
+            self._page_items += len(items)
+        if not items:
+            return
+        added = self.ctx.state.add_items(self.run.id, items)
+        with self._lock:
+            self._page_items -= len(items) - added  # those were in the work list already
         self.ctx.count("discovered", added)
 
     # -- fetch ---------------------------------------------------------------------------------------------------
