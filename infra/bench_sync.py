@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             stack.storage.remove_subscriber(stack.urls["ingest"])
         settings = dataclasses.replace(Settings.from_env(stack.env()).validate(), sync_concurrency=args.concurrency,
                                        sync_step_seconds=3600.0)
-        db = Database(settings)
+        db = Database(settings, pool_size=args.concurrency + 2)
         engine = SyncEngine(settings, db, ObjectStore(settings.project))
         config = {"url": bench.url + "/", "max_pages": 20_000, "concurrency": args.concurrency,
                   "follow_links": True}

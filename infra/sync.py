@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = Settings.from_env().validate()
-    db = Database(settings)
+    db = Database(settings, pool_size=max(settings.db_pool_size, settings.sync_concurrency + 2))
     tenant = args.tenant or settings.default_tenant
     try:
         if args.command == "sources":

@@ -63,11 +63,13 @@ def _no_delay(conn):
 class Database:
     """A thread-safe pool of connections. Use `with db.transaction() as cur:` for work that must commit together."""
 
-    def __init__(self, settings: Settings, timeout: float | None = 10.0):
-        """`timeout`: seconds a direct connection waits for the server (None: no limit, for long migrations)."""
+    def __init__(self, settings: Settings, timeout: float | None = 10.0, pool_size: int | None = None):
+        """`timeout`: seconds a direct connection waits for the server (None: no limit, for long migrations).
+        `pool_size`: connections kept open (default DB_POOL_SIZE); a caller that works from N threads at once asks
+        for N, or every connection beyond the pool is opened and closed per use."""
         self._settings = settings
         self._timeout = timeout
-        self._pool: queue.LifoQueue = queue.LifoQueue(maxsize=max(1, settings.db_pool_size))
+        self._pool: queue.LifoQueue = queue.LifoQueue(maxsize=max(1, pool_size or settings.db_pool_size))
         self._connector = None
         self._lock = threading.Lock()
 

@@ -71,12 +71,15 @@ def reconciler():
 @functools.lru_cache(maxsize=1)
 def sync_engine():
     """The nightly sync: sources into the knowledge bucket, in steps on the sync queue."""
+    from shared.db import Database
     from shared.storage import ObjectStore
     from shared.sync.engine import SyncEngine
     from shared.tasks import SyncQueue
 
     settings = get_settings()
-    return SyncEngine(settings, database(), ObjectStore(settings.project), SyncQueue(settings))
+    # Its own pool, as large as the step's worker threads (each fetch stores its page).
+    db = Database(settings, pool_size=max(settings.db_pool_size, settings.sync_concurrency + 2))
+    return SyncEngine(settings, db, ObjectStore(settings.project), SyncQueue(settings))
 
 
 @functools.lru_cache(maxsize=1)
@@ -132,7 +135,10 @@ def reset() -> None:
     """Forget every built service and the settings (tests change the environment between cases)."""
     if database.cache_info().currsize:
         database().close()
-    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, reconciler, sync_engine, gate,
+    if getattr(sync_engine, "cache_info", None) and sync_engine.cache_info().currsize:
+        sync_engine().db.close()
+    for factory in (database, document_store, vector_index, embedder, ingest_service, indexer, reconciler, sync_engine,
+                    gate,
                     memory_store, tenant_registry, retriever, chat_service):
         getattr(factory, "cache_clear", lambda: None)()  # a test may have replaced a factory with a fake
     get_settings.cache_clear()

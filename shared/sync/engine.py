@@ -285,7 +285,8 @@ class SyncEngine:
         try:
             if (utcnow() - run.started_at).total_seconds() > self.settings.sync_run_max_seconds \
                     and run.phase != "finalize":
-                ctx.incomplete(f"the run's time budget ran out (SYNC_RUN_MAX_SECONDS={self.settings.sync_run_max_seconds:g})")
+                ctx.incomplete("the run's time budget ran out "
+                               f"(SYNC_RUN_MAX_SECONDS={self.settings.sync_run_max_seconds:g})")
                 run.phase = "finalize"
             if run.phase == "discover" and handler.discover() and run.phase == "discover":
                 run.phase = "fetch"  # discovery is done (a listing that ran out of time says False: it goes on)

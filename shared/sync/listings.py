@@ -118,7 +118,8 @@ class FeedSource(_Listing):
             attempts = run.state.get("feed_attempts", 0)
             if (result.status == 429 or (result.status or 0) >= 500) and attempts + 1 < MAX_ATTEMPTS:
                 run.state["feed_attempts"] = attempts + 1
-                delay = result.retry_after if result.retry_after is not None else self.settings.sync_retry_base_seconds * 2 ** attempts
+                delay = result.retry_after if result.retry_after is not None else \
+                    self.settings.sync_retry_base_seconds * 2 ** attempts
                 run.not_before = utcnow() + timedelta(seconds=delay)
                 return False  # this step ends; the next one is scheduled at Retry-After
             ctx.error(result.error or f"http_{result.status}")

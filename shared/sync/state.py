@@ -158,7 +158,8 @@ class SyncState:
         with self._db.transaction() as cur:
             cur.execute(f"UPDATE sync_runs SET lease_owner = %s, lease_until = now() + make_interval(secs => %s), "
                         "updated_at = now() WHERE id = %s AND step = %s AND finished_at IS NULL "
-                        f"AND (lease_until IS NULL OR lease_until < now() OR lease_owner = %s) RETURNING {_RUN_COLUMNS}",
+                        "AND (lease_until IS NULL OR lease_until < now() OR lease_owner = %s) "
+                        f"RETURNING {_RUN_COLUMNS}",
                         (owner, seconds, run_id, step, owner))
             row = cur.fetchone()
             if row:
@@ -392,13 +393,13 @@ class SyncState:
                 batch = events[start:start + 500]
                 values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(batch))
                 args = [v for key, event, detail in batch for v in (tenant, source, key, run_id, event, detail[:500])]
-                cur.execute(f"INSERT INTO sync_page_events (tenant, source, key, run_id, event, detail) VALUES {values}",
-                            args)
+                cur.execute("INSERT INTO sync_page_events (tenant, source, key, run_id, event, detail) "
+                            f"VALUES {values}", args)
 
     def history(self, tenant: str, source: str, key_or_url: str, limit: int = 50) -> list[dict]:
         with self._db.transaction() as cur:
-            cur.execute("SELECT COALESCE((SELECT page_key FROM sync_urls WHERE tenant = %s AND source = %s AND url = %s), "
-                        "%s)", (tenant, source, key_or_url, key_or_url))
+            cur.execute("SELECT COALESCE((SELECT page_key FROM sync_urls WHERE tenant = %s AND source = %s "
+                        "AND url = %s), %s)", (tenant, source, key_or_url, key_or_url))
             key = cur.fetchone()[0]
             cur.execute("SELECT at, run_id, event, detail FROM sync_page_events WHERE tenant = %s AND source = %s AND "
                         "key = %s ORDER BY id DESC LIMIT %s", (tenant, source, key, limit))

@@ -179,8 +179,11 @@ class WebsiteSource:
             if default not in sitemaps:
                 sitemaps = [*sitemaps, default]
                 optional.append(default)  # a site without one answers 404: that is not a failure
+        llms = origin_of(self.start_url) + "/llms.txt"
         run.state["optional"] = optional
         items = [(u, "sitemap", 0, 0.0) for u in dict.fromkeys(self._normalize(s) for s in sitemaps) if u]
+        if self.allowed(llms):
+            self._llms(llms)  # before any page: its pages are read from their Markdown from the first fetch
         items.append((self.start_url, "page", 0, 1e12))  # first among the pages
         run.state["start"] = self.start_url
         known = self._known_urls()
@@ -327,6 +330,28 @@ class WebsiteSource:
         ctx.count("sitemaps")
         return "done"
 
+    def _llms(self, url: str) -> None:
+        """/llms.txt: where a site lists the Markdown of its pages (`/docs/a.html.md` or `/docs/a.md` for
+        `/docs/a.html`). Those pages are then read from their Markdown. A missing llms.txt is the common case."""
+        from shared.sync.extract import extract_markdown
+
+        result = self._fetch(url)
+        if not result.ok:
+            return
+        markdown_for = {}
+        for link in extract_markdown(result.body, url).links:
+            markdown = self._normalize(link)
+            if not markdown or not markdown.endswith(".md") or not self._hop_ok(markdown):
+                continue
+            stem = markdown[:-3]
+            for page in (stem, stem + ".html", stem.removesuffix("/index.html") + "/"
+                         if stem.endswith("/index.html") else None):
+                if page and self.scope.contains(page):
+                    markdown_for[page] = markdown
+        with self._lock:
+            self.run.state.setdefault("markdown_for", {}).update(markdown_for)
+        self.ctx.count("llms_txt_pages", len(markdown_for))
+
     def _page(self, item) -> str:
         from shared.sync.extract import content_digest, extract_html, extract_markdown, render_document
 
@@ -399,15 +424,17 @@ class WebsiteSource:
             canonical = self._normalize(page.canonical, final) if page.canonical else None
             key = canonical if canonical and self.scope.contains(canonical) else final
             title, markdown, length = page.title, page.markdown, page.text_length
-            if page.markdown_alternate and not page.javascript_shell:
-                alternate = self._normalize(page.markdown_alternate, final)
+            alternate_url = page.markdown_alternate or self.run.state.get("markdown_for", {}).get(final)
+            if alternate_url:
+                alternate = self._normalize(alternate_url, final)
                 if alternate and self._hop_ok(alternate) and self.allowed(alternate):
                     alt = self._fetch(alternate)
                     if alt.ok:
                         own = extract_markdown(alt.body, alternate)
-                        if own.markdown.strip():
+                        if own.markdown.strip():  # the site's own Markdown beats our reading of its HTML
                             title, markdown = own.title or title, own.markdown
                             length = max(length, own.text_length)
+                            page.javascript_shell = False
             if page.javascript_shell:
                 flag = "javascript_shell"
             elif "selector_missed" in page.flags:

@@ -537,3 +537,34 @@ def test_a_dry_run_reports_what_it_would_write_and_delete_and_changes_nothing(sy
     assert sync.bucket() == before
     real = sync.run()
     assert counts(real, "changed", "deleted") == {"changed": 1, "deleted": 1}
+
+
+def test_llms_txt_points_at_the_markdown_of_pages(sync, site):
+    docs_site(site, ["refunds"])
+    site.put("/llms.txt", f"# Acme docs\n\n- [Refunds]({site.url}/docs/refunds.html.md): refunds\n", "text/plain")
+    site.put("/docs/refunds.html.md", "# Refunds guide\n\nFrom the Markdown: refunds within 30 days, to the card.\n",
+             "text/markdown")
+    sync.add()
+    sync.run()
+    text = sync.text("docs/docs/refunds.md")
+    assert "From the Markdown: refunds within 30 days" in text and "revision 1" not in text
+    assert sync.run()["counts"].get("writes", 0) == 0
+
+
+def test_the_page_limit_makes_the_run_partial_and_deletes_nothing(sync, site):
+    docs_site(site)
+    sync.add(max_pages=4)
+    summary = sync.run()
+    assert summary["outcome"] == "partial" and "max_pages=4" in " ".join(summary["reasons"])
+    assert len(sync.bucket()) == 4
+
+
+def test_links_to_other_hosts_and_private_addresses_are_never_followed(sync, site):
+    docs_site(site, ["refunds"])
+    site.put("/docs/", html("Acme Docs", "<p>Welcome to the Acme documentation for administrators.</p>", links=[
+        "/docs/refunds.html", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/admin",
+        "https://elsewhere.example.org/"]), "text/html")
+    sync.add()
+    summary = sync.run()
+    assert summary["outcome"] == "complete" and summary["errors"] == {}
+    assert summary["counts"]["requests"] == len(site.requests)  # every request went to the site itself

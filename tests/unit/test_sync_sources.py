@@ -51,8 +51,10 @@ def test_names_and_topics_are_folder_safe(name, topic, field):
 
 
 def test_a_feed_defaults_its_format_from_the_url():
-    assert validate_source("default", "faq", "feed", "faq", {"url": "https://x.example/faq.csv"}).config["format"] == "csv"
-    assert validate_source("default", "faq", "feed", "faq", {"url": "https://x.example/api/faq"}).config["format"] == "json"
+    def fmt(url):
+        return validate_source("default", "faq", "feed", "faq", {"url": url}).config["format"]
+
+    assert (fmt("https://x.example/faq.csv"), fmt("https://x.example/api/faq")) == ("csv", "json")
 
 
 def test_a_secret_is_read_from_the_environment_and_never_stored(monkeypatch):
