@@ -23,7 +23,8 @@ What a client meets, in the order the server decides it:
    "/docs/" when only the index exists.
 7. 404.
 
-Switches: `etags = False` (no ETag header, If-None-Match ignored), `rotate_last_modified = True` (Last-Modified is
+Switches: `require_header = ("Authorization", "Bearer t")` (any other request but robots.txt answers 401),
+`etags = False` (no ETag header, If-None-Match ignored), `rotate_last_modified = True` (Last-Modified is
 "now" on every response and If-Modified-Since never matches, like a CDN/ISR origin), `nonce = True` (every HTML
 response gets a fresh csrf meta tag and script before </head>, so its body and ETag change on every fetch).
 HEAD answers as GET without the body; every response has a Content-Length (HTTP/1.1 keep-alive). A ".gz" path is
@@ -146,6 +147,8 @@ class Website:
         self.nonce = False
         self.delay = 0.0
         self.robots_status: int | None = None
+        # (name, value): any other request answers 401, like docs behind a login
+        self.require_header: tuple[str, str] | None = None
         self._server = StandinServer(_handler_for(self), host, port)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -381,6 +384,9 @@ class Website:
             status, retry_after = failure
             return _error_page(status, {"Retry-After": retry_after} if retry_after else {})
         with self._lock:
+            required = self.require_header
+            if required and path != "/robots.txt" and headers.get(required[0].lower()) != required[1]:
+                return _error_page(401, {"WWW-Authenticate": "Bearer"})
             if path == "/robots.txt" and self.robots_status is not None:
                 return _error_page(self.robots_status)
             if path in self._gone:

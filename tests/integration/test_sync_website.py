@@ -568,3 +568,16 @@ def test_links_to_other_hosts_and_private_addresses_are_never_followed(sync, sit
     summary = sync.run()
     assert summary["outcome"] == "complete" and summary["errors"] == {}
     assert summary["counts"]["requests"] == len(site.requests)  # every request went to the site itself
+
+
+def test_docs_behind_a_login_are_read_with_headers_from_a_secret(sync, site, monkeypatch):
+    docs_site(site, ["refunds"])
+    site.require_header = ("Authorization", "Bearer docs-token")
+    sync.add()
+    assert sync.run()["counts"].get("writes", 0) == 0  # 401 without the header
+    monkeypatch.setenv("DOCS_HEADERS", '{"Authorization": "Bearer docs-token"}')
+    sync.add(headers_secret="DOCS_HEADERS")
+    assert sync.run()["counts"]["writes"] == 2
+    with sync.db.transaction() as cur:
+        cur.execute("SELECT config::text FROM sync_sources")
+        assert "docs-token" not in cur.fetchone()[0]
