@@ -143,6 +143,7 @@ def sync_at_start(stack: LocalStack, site_url: str) -> str:
         for d in sample_sources(site_url):
             engine.sources.add(validate_source(settings.default_tenant, d["name"], d["kind"], d["topic"],
                                                d["config"]), replace=True)
+        engine.resume_stalled(0)  # the tasks emulator forgot its queue when it stopped
         runs = engine.start(trigger="operator")
     except Exception as exc:  # noqa: BLE001 - make dev goes on; `make sync` tells more
         return f"could not start the first sync: {exc}"

@@ -244,10 +244,19 @@ class SyncEngine:
             if created:
                 self._schedule(run.id, 0, None)
             runs.append(run)
-        for run in self.state.stalled_runs(max(600.0, 3 * self.settings.sync_step_seconds)):
-            log.warning("sync run %s had no step for a while: queueing step %s again", run.id, run.step)
-            self._schedule(run.id, run.step, None, attempt=int(time.time()))
+        self.resume_stalled(max(600.0, 3 * self.settings.sync_step_seconds))
         return runs
+
+    def resume_stalled(self, idle_seconds: float) -> list[int]:
+        """Queue again the current step of every unfinished run that nobody holds and that did nothing for
+        `idle_seconds` (its task was lost: a queue purged, an emulator restarted). Harmless if the task was only
+        late: the step number and the lease make the second delivery a no-op."""
+        resumed = []
+        for run in self.state.stalled_runs(idle_seconds):
+            log.warning("sync run %s had no step for %.0f s: queueing step %s again", run.id, idle_seconds, run.step)
+            self._schedule(run.id, run.step, None, attempt=int(time.time()))
+            resumed.append(run.id)
+        return resumed
 
     def _schedule(self, run_id: int, step: int, not_before: datetime | None, attempt: int = 0) -> None:
         if self.queue is not None:

@@ -581,3 +581,16 @@ def test_docs_behind_a_login_are_read_with_headers_from_a_secret(sync, site, mon
     with sync.db.transaction() as cur:
         cur.execute("SELECT config::text FROM sync_sources")
         assert "docs-token" not in cur.fetchone()[0]
+
+
+def test_a_run_whose_task_was_lost_is_queued_again_and_a_late_duplicate_stays_harmless(sync, site):
+    docs_site(site, ["refunds"])
+    sync.add()
+    queue = RecordingQueue()
+    engine = sync.engine(queue)
+    [run] = engine.start(names=["docs"])
+    assert queue.steps == [(run.id, 0, None)]
+    assert engine.resume_stalled(3600) == []  # not idle long enough
+    assert engine.resume_stalled(0) == [run.id] and queue.steps[-1] == (run.id, 0, None)
+    assert engine.step(run.id, 0)["status"] in ("continues", "done")
+    assert engine.step(run.id, 0)["status"] == "duplicate"  # the original task, arriving late
