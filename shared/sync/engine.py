@@ -165,8 +165,9 @@ class StepContext:
             self.event(content.key, f"would_{kind}", name)
             self.seen(content.key)
             return kind
-        metadata = {"tenant": source.tenant, "title": content.title, "source_url": content.url,
-                    "sync_source": source.name}
+        metadata = {"tenant": source.tenant, "source_url": content.url, "sync_source": source.name}
+        if content.title and content.extension != ".md":  # a Markdown document carries its title in front matter
+            metadata["title"] = content.title
         generation = self.engine.objects.upload(self.engine.bucket, name, content.data, content.content_type, metadata)
         self.state.save_page(Page(source.tenant, source.name, content.key, content.url, name, content.title,
                                   content.digest, content.text_length, generation, "active", None, 0, None, run.id),
