@@ -29,6 +29,49 @@ from infra.stack.local import ROOT
 log = logging.getLogger("bench_sync")
 
 
+class SiteProcess:
+    """The benchmark website in a process of its own, as a real site is: its serving does not compete with the
+    sync for this interpreter's GIL. Commands go over a pipe (edit pages, read and clear its request log)."""
+
+    def __init__(self, corpus: Path):
+        import multiprocessing
+
+        self._conn, child = multiprocessing.Pipe()
+        self._process = multiprocessing.get_context("fork").Process(target=self._serve, args=(corpus, child),
+                                                                     daemon=True)
+        self._process.start()
+        self.url, self.pages = self._conn.recv()
+
+    @staticmethod
+    def _serve(corpus: Path, conn) -> None:
+        from infra.bench_site import build_site
+
+        bench = build_site(corpus)
+        bench.site.start()
+        conn.send((bench.url, len(bench.pages)))
+        while True:
+            command, *args = conn.recv()
+            if command == "edit":
+                conn.send(bench.edit(*args))
+            elif command == "log":
+                conn.send((len(bench.site.requests), bench.site.bytes_sent))
+            elif command == "clear":
+                bench.site.clear_log()
+                conn.send(None)
+            else:
+                bench.site.stop()
+                conn.send(None)
+                return
+
+    def call(self, *command):
+        self._conn.send(command)
+        return self._conn.recv()
+
+    def stop(self) -> None:
+        self.call("stop")
+        self._process.join(timeout=10)
+
+
 def bucket_generations(client, bucket: str, prefix: str) -> dict[str, int]:
     return {b.name: int(b.generation) for b in client.list_blobs(bucket, prefix=prefix)}
 
@@ -56,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    from infra.bench_site import build_site
     from infra.stack.local import LocalStack
     from shared.config import Settings
     from shared.db import Database
@@ -65,9 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     from shared.sync.sources import validate_source
 
     began = time.perf_counter()
-    bench = build_site(args.corpus)
-    bench.site.start()
-    pages = len(bench.pages)
+    bench = SiteProcess(args.corpus)
+    pages = bench.pages
     log.info("site with %d pages built in %.1f s at %s", pages, time.perf_counter() - began, bench.url)
 
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp, \
@@ -89,14 +130,15 @@ def main(argv: list[str] | None = None) -> int:
                                 client_options={"api_endpoint": stack.storage.url})
 
         def sync(label: str) -> dict:
-            bench.site.clear_log()
-            sent_before = bench.site.bytes_sent
+            bench.call("clear")
+            sent_before = bench.call("log")[1]
             started = time.perf_counter()
             [run] = engine.start(names=["msdocs"])
             summary = engine.run_inline(run.id).summary()
             summary["seconds"] = time.perf_counter() - started
-            summary["site_requests"] = len(bench.site.requests)
-            summary["site_bytes"] = bench.site.bytes_sent - sent_before
+            requests, sent = bench.call("log")
+            summary["site_requests"] = requests
+            summary["site_bytes"] = sent - sent_before
             c = summary["counts"]
             log.info("%s: %s in %.1f s; new %s, changed %s, unchanged %s (304: %s), writes %s, requests %s, "
                      "bytes %s, errors %s %s", label, summary["outcome"], summary["seconds"], c.get("new", 0),
@@ -119,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         after = bucket_generations(client, stack.storage.bucket, prefix)
         rewritten_unchanged = [n for n in after if after[n] != before.get(n)]
 
-        edited = bench.edit(args.edit, seed=7)
+        edited = bench.call("edit", args.edit, 7)
         third = sync(f"after editing {len(edited)} pages")
         final = bucket_generations(client, stack.storage.bucket, prefix)
         rewritten = sorted(n for n in final if final[n] != after.get(n))
@@ -128,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             object_of = dict(cur.fetchall())
         expected = sorted(object_of.get(bench.url + p, f"? {p}") for p in edited)
         db.close()
+    bench.stop()
 
     print()
     print(f"sync benchmark ({pages} pages from {args.corpus.name}/msdocs, concurrency {args.concurrency}, "

@@ -62,6 +62,7 @@ class StepContext:
         self.counts: Counter = Counter()
         self.errors: Counter = Counter()
         self._events: list[tuple[str, str, str]] = []
+        self._seen: list[str] = []
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
 
@@ -90,7 +91,8 @@ class StepContext:
             return self._key_locks.setdefault(key, threading.Lock())
 
     def flush(self) -> None:
-        """Counters into the run, events into the audit trail."""
+        """Seen pages, counters into the run, events into the audit trail."""
+        self.flush_seen()
         with self._lock:
             events, self._events = self._events, []
             for name, n in self.counts.items():
@@ -107,10 +109,20 @@ class StepContext:
 
     # -- seeing and writing pages ----------------------------------------------------------------------------------
     def seen(self, key: str) -> None:
+        """The page is still there (unchanged, or not readable this time): recorded with the next `flush_seen`."""
+        with self._lock:
+            self._seen.append(key)
+
+    def flush_seen(self) -> None:
+        """Record the pages seen so far (one statement per batch of fetches instead of one per page)."""
+        with self._lock:
+            keys, self._seen = self._seen, []
+        if not keys:
+            return
         if self.run.dry_run:
-            self.state.note_seen(self.run.id, [key])
+            self.state.note_seen(self.run.id, keys)
         else:
-            self.state.mark_seen(self.source.tenant, self.source.name, [key], self.run.id)
+            self.state.mark_seen(self.source.tenant, self.source.name, keys, self.run.id)
 
     def store(self, content: Content) -> tuple[str, str]:
         """Write `content` if it changed. Returns (what happened, the key of the page it belongs to): new | changed |
@@ -339,6 +351,7 @@ class SyncEngine:
     def _finalize(self, handler, ctx: StepContext) -> None:
         run, source, state = ctx.run, ctx.source, self.state
         tenant, name = source.tenant, source.name
+        ctx.flush_seen()
         seen = state.seen_count(tenant, name, run.id)
         run.counts["seen"] = seen
         complete = not run.reasons

@@ -68,6 +68,7 @@ class WebsiteSource:
         self._lock = threading.Lock()
         self._wait_until: datetime | None = None
         self._page_items: int | None = None
+        self._links: dict[int, dict[str, None]] = {}
 
     # -- plumbing ------------------------------------------------------------------------------------------------
     @staticmethod
@@ -243,6 +244,8 @@ class WebsiteSource:
                     run.phase = "finalize"
                     return None
                 outcomes = list(pool.map(self._process_safely, items))
+                self._queue_links()
+                ctx.flush_seen()
                 state.finish_items(run.id, [i.url for i, o in zip(items, outcomes) if o != "retry"])
                 down = [h for h in {host_of(i.url) for i in items} if self._breaker.open(h)]
                 if down:
@@ -466,6 +469,7 @@ class WebsiteSource:
         return "done"
 
     def _follow_links(self, links: list[str], depth: int, base: str) -> None:
+        """Links inside the scope join the work list after the batch (one insert per batch and depth)."""
         cfg = self.source.config
         if not cfg.get("follow_links", True) or depth >= cfg.get("max_depth", 5):
             return
@@ -474,7 +478,14 @@ class WebsiteSource:
             url = self._normalize(link, base)
             if url and self.scope.contains(url):
                 found.append(url)
-        self._add_pages(list(dict.fromkeys(found)), depth + 1)
+        with self._lock:
+            self._links.setdefault(depth + 1, {}).update(dict.fromkeys(found))
+
+    def _queue_links(self) -> None:
+        with self._lock:
+            links, self._links = self._links, {}
+        for depth in sorted(links):
+            self._add_pages(list(links[depth]), depth)
 
     # -- re-check before a deletion ------------------------------------------------------------------------------
     def recheck(self, page) -> tuple[str, str]:
