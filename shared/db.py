@@ -160,6 +160,21 @@ class Database:
                 with contextlib.suppress(Exception):
                     cur.close()
 
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator[pg8000.dbapi.Cursor]:
+        """A cursor outside a transaction: each statement commits on its own. One round trip for a read or a
+        single-statement write, where `transaction()` adds a BEGIN and a COMMIT; use it only when the statements
+        need not commit together."""
+        with self.connection() as conn:
+            conn.autocommit = True
+            cur = conn.cursor()
+            try:
+                yield cur
+            finally:
+                conn.autocommit = False
+                with contextlib.suppress(Exception):
+                    cur.close()
+
     def close(self) -> None:
         while True:
             try:

@@ -1,6 +1,9 @@
 """What the sync knows, in PostgreSQL (infra/migrations/0004_sync.sql): runs and their leases, each run's work list
 (the frontier), pages with validators, content hash and object, the URLs that lead to them, and page events.
 
+Single statements run outside a transaction (`Database.autocommit`: one round trip instead of three; a page
+costs a handful of them); what must commit together runs in one.
+
 Leases make duplicate task deliveries and overlapping runs harmless: a step runs only while it holds its run's
 lease and only if its step number is the run's current one; an older number is a duplicate (a no-op), and a run
 whose lease another worker holds is busy (the task is retried later).
@@ -125,7 +128,7 @@ class SyncState:
         return _run(row), False
 
     def get_run(self, run_id: int) -> Run | None:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute(f"SELECT {_RUN_COLUMNS} FROM sync_runs WHERE id = %s", (run_id,))
             row = cur.fetchone()
         return _run(row) if row else None
@@ -139,13 +142,13 @@ class SyncState:
             where.append("source = %s")
             args.append(source)
         sql = f"SELECT {_RUN_COLUMNS} FROM sync_runs" + (" WHERE " + " AND ".join(where) if where else "")
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute(sql + " ORDER BY id DESC LIMIT %s", (*args, limit))
             return [_run(r) for r in cur.fetchall()]
 
     def stalled_runs(self, idle_seconds: float) -> list[Run]:
         """Unfinished runs nobody holds and that did nothing for `idle_seconds` (their next task was lost)."""
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute(f"SELECT {_RUN_COLUMNS} FROM sync_runs WHERE finished_at IS NULL "
                         "AND (lease_until IS NULL OR lease_until < now()) "
                         "AND updated_at < now() - make_interval(secs => %s) "
@@ -172,7 +175,7 @@ class SyncState:
                                                      else f"the run is at step {current[0]}"))
 
     def save_progress(self, run: Run) -> None:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("UPDATE sync_runs SET phase = %s, reasons = %s, counts = %s::jsonb, errors = %s::jsonb, "
                         "state = %s::jsonb, not_before = %s, updated_at = now() WHERE id = %s",
                         (run.phase, run.reasons, json.dumps(run.counts), json.dumps(run.errors),
@@ -180,12 +183,12 @@ class SyncState:
 
     def advance(self, run_id: int, owner: str) -> None:
         """The step is over and its successor is queued: the next step number may run, the lease is free."""
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("UPDATE sync_runs SET step = step + 1, lease_owner = NULL, lease_until = NULL, "
                         "updated_at = now() WHERE id = %s AND lease_owner = %s", (run_id, owner))
 
     def release(self, run_id: int, owner: str) -> None:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("UPDATE sync_runs SET lease_owner = NULL, lease_until = NULL WHERE id = %s AND "
                         "lease_owner = %s", (run_id, owner))
 
@@ -226,18 +229,18 @@ class SyncState:
         return added
 
     def held_items(self, run_id: int, urls: list[str]) -> set[str]:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("SELECT url FROM sync_frontier WHERE run_id = %s AND url = ANY(%s)", (run_id, list(urls)))
             return {r[0] for r in cur.fetchall()}
 
     def count_items(self, run_id: int, kind: str = "page") -> int:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("SELECT count(*) FROM sync_frontier WHERE run_id = %s AND kind = %s", (run_id, kind))
             return cur.fetchone()[0]
 
     def next_items(self, run_id: int, limit: int) -> list[Item]:
         """Pending items that may run now: sitemaps before pages, then by priority (sitemap lastmod)."""
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("SELECT url, kind, depth, attempts FROM sync_frontier WHERE run_id = %s AND state = 'pending' "
                         "AND (not_before IS NULL OR not_before <= now()) "
                         "ORDER BY (kind = 'sitemap') DESC, priority DESC, url LIMIT %s", (run_id, limit))
@@ -245,32 +248,32 @@ class SyncState:
 
     def waiting_until(self, run_id: int) -> datetime | None:
         """When the earliest pending item that must wait (Retry-After, backoff) may run; None when none waits."""
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("SELECT min(not_before) FROM sync_frontier WHERE run_id = %s AND state = 'pending'",
                         (run_id,))
             return cur.fetchone()[0]
 
     def pending_count(self, run_id: int) -> int:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("SELECT count(*) FROM sync_frontier WHERE run_id = %s AND state = 'pending'", (run_id,))
             return cur.fetchone()[0]
 
     def finish_items(self, run_id: int, urls: list[str]) -> None:
         if not urls:
             return
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("UPDATE sync_frontier SET state = 'done' WHERE run_id = %s AND url = ANY(%s)",
                         (run_id, list(urls)))
 
     def retry_item(self, run_id: int, url: str, not_before: datetime) -> None:
         """The item is tried again, not before `not_before` (a Retry-After, a backoff)."""
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("UPDATE sync_frontier SET attempts = attempts + 1, not_before = %s WHERE run_id = %s AND "
                         "url = %s", (not_before, run_id, url))
 
     # -- URLs ----------------------------------------------------------------------------------------------------
     def get_url(self, tenant: str, source: str, url: str) -> UrlState | None:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("SELECT url, page_key, final_url, etag, last_modified, status FROM sync_urls "
                         "WHERE tenant = %s AND source = %s AND url = %s", (tenant, source, url))
             row = cur.fetchone()
@@ -278,7 +281,7 @@ class SyncState:
 
     def put_url(self, tenant: str, source: str, url: str, *, page_key: str | None, final_url: str | None,
                 etag: str | None, last_modified: str | None, status: int | None) -> None:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("INSERT INTO sync_urls (tenant, source, url, page_key, final_url, etag, last_modified, status) "
                         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant, source, url) DO UPDATE SET "
                         "page_key = EXCLUDED.page_key, final_url = EXCLUDED.final_url, etag = EXCLUDED.etag, "
@@ -286,20 +289,20 @@ class SyncState:
                         (tenant, source, url, page_key, final_url, etag, last_modified, status))
 
     def forget_urls_of(self, tenant: str, source: str, key: str) -> None:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("UPDATE sync_urls SET page_key = NULL, etag = NULL, last_modified = NULL "
                         "WHERE tenant = %s AND source = %s AND page_key = %s", (tenant, source, key))
 
     # -- pages ---------------------------------------------------------------------------------------------------
     def get_page(self, tenant: str, source: str, key: str) -> Page | None:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute(f"SELECT {_PAGE_COLUMNS} FROM sync_pages WHERE tenant = %s AND source = %s AND key = %s",
                         (tenant, source, key))
             row = cur.fetchone()
         return _page(row) if row else None
 
     def page_with_hash(self, tenant: str, source: str, digest: str, other_than: str) -> Page | None:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute(f"SELECT {_PAGE_COLUMNS} FROM sync_pages WHERE tenant = %s AND source = %s AND "
                         "content_hash = %s AND key <> %s AND status = 'active' ORDER BY length(key), key LIMIT 1",
                         (tenant, source, digest, other_than))
@@ -307,18 +310,18 @@ class SyncState:
         return _page(row) if row else None
 
     def object_taken(self, object_name: str) -> bool:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("SELECT 1 FROM sync_pages WHERE object_name = %s", (object_name,))
             return cur.fetchone() is not None
 
     def pages(self, tenant: str, source: str, statuses: tuple[str, ...] = ("active", "flagged")) -> list[Page]:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute(f"SELECT {_PAGE_COLUMNS} FROM sync_pages WHERE tenant = %s AND source = %s AND "
                         "status = ANY(%s) ORDER BY key", (tenant, source, list(statuses)))
             return [_page(r) for r in cur.fetchall()]
 
     def save_page(self, page: Page, *, changed: bool) -> None:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute(
                 f"INSERT INTO sync_pages ({_PAGE_COLUMNS}, last_seen, changed_at) VALUES "
                 "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), CASE WHEN %s THEN now() END) "
@@ -344,13 +347,13 @@ class SyncState:
     def mark_seen(self, tenant: str, source: str, keys: list[str], run_id: int) -> None:
         if not keys:
             return
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("UPDATE sync_pages SET seen_run = %s, missing_runs = 0, withheld_run = NULL, last_seen = now() "
                         "WHERE tenant = %s AND source = %s AND key = ANY(%s)", (run_id, tenant, source, list(keys)))
 
     def note_seen(self, run_id: int, keys: list[str]) -> None:
         """A dry run changes no page: what it saw is kept in its own work list (kind 'seen')."""
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("INSERT INTO sync_frontier (run_id, url, kind, state) SELECT %s, k, 'seen', 'done' "
                         "FROM unnest(%s::text[]) AS k ON CONFLICT (run_id, url) DO UPDATE SET kind = 'seen', "
                         "state = 'done'", (run_id, ["seen:" + k for k in keys]))
@@ -359,13 +362,13 @@ class SyncState:
              "kind = 'seen'))")
 
     def seen_count(self, tenant: str, source: str, run_id: int) -> int:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute(f"SELECT count(*) FROM sync_pages WHERE tenant = %s AND source = %s AND {self._SEEN} "
                         "AND status <> 'deleted'", (tenant, source, run_id, run_id))
             return cur.fetchone()[0]
 
     def unseen_pages(self, tenant: str, source: str, run_id: int) -> list[Page]:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute(f"SELECT {_PAGE_COLUMNS} FROM sync_pages WHERE tenant = %s AND source = %s AND status <> "
                         f"'deleted' AND seen_run IS DISTINCT FROM %s AND NOT {self._SEEN} ORDER BY key",
                         (tenant, source, run_id, run_id, run_id))
@@ -373,12 +376,12 @@ class SyncState:
 
     def count_missing(self, tenant: str, source: str, run_id: int) -> None:
         """Every page this (complete) run did not see has been missing for one more run."""
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("UPDATE sync_pages SET missing_runs = missing_runs + 1 WHERE tenant = %s AND source = %s AND "
                         "status <> 'deleted' AND (seen_run IS NULL OR seen_run <> %s)", (tenant, source, run_id))
 
     def withheld_pages(self, tenant: str, source: str) -> list[Page]:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute(f"SELECT {_PAGE_COLUMNS} FROM sync_pages WHERE tenant = %s AND source = %s AND "
                         "withheld_run IS NOT NULL AND status <> 'deleted' ORDER BY key", (tenant, source))
             return [_page(r) for r in cur.fetchall()]
@@ -406,7 +409,7 @@ class SyncState:
             return [{"at": r[0], "run": r[1], "event": r[2], "detail": r[3], "key": key} for r in cur.fetchall()]
 
     def run_events(self, run_id: int, limit: int = 200) -> list[dict]:
-        with self._db.transaction() as cur:
+        with self._db.autocommit() as cur:
             cur.execute("SELECT at, key, event, detail FROM sync_page_events WHERE run_id = %s ORDER BY id LIMIT %s",
                         (run_id, limit))
             return [{"at": r[0], "key": r[1], "event": r[2], "detail": r[3]} for r in cur.fetchall()]

@@ -195,7 +195,7 @@ class WebsiteSource:
 
     def _known_urls(self) -> list[str]:
         """URLs that led to a live page last time: revisited (conditionally) whether or not still linked."""
-        with self.ctx.engine.db.transaction() as cur:
+        with self.ctx.engine.db.autocommit() as cur:
             cur.execute("SELECT u.url FROM sync_urls u JOIN sync_pages p ON p.tenant = u.tenant AND p.source = "
                         "u.source AND p.key = u.page_key WHERE u.tenant = %s AND u.source = %s AND p.status <> "
                         "'deleted' ORDER BY u.url", (self.source.tenant, self.source.name))
