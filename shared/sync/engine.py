@@ -130,18 +130,19 @@ class StepContext:
         flagged. The quality gate keeps the last good version of a page whose text vanished or collapsed."""
         source, run = self.source, self.run
         with self.key_lock(content.key):
-            page = self.state.get_page(source.tenant, source.name, content.key)
+            page, twin, taken = self.state.lookup(source.tenant, source.name, content.key, content.digest,
+                                                  self._plain_name(content))
             live = page is not None and page.status != "deleted"
             if live and page.seen_run == run.id and page.content_hash == content.digest:
                 self.count("duplicate_urls")
                 return "duplicate", content.key
             if content.flag:
-                return self._flag(page, content, content.flag), content.key
+                return self._flag(page, content, content.flag, taken), content.key
             if content.text_length == 0 or (live and page.good_length
                                             and content.text_length < COLLAPSE_RATIO * page.good_length):
-                return self._flag(page, content, "collapsed" if live and page.good_length else "empty"), content.key
+                return self._flag(page, content, "collapsed" if live and page.good_length else "empty",
+                                  taken), content.key
             if not live:
-                twin = self.state.page_with_hash(source.tenant, source.name, content.digest, content.key)
                 if twin is not None:  # the same content at another URL without a canonical link: one document
                     self.count("duplicate_urls")
                     self.seen(twin.key)
@@ -155,22 +156,27 @@ class StepContext:
                 else:
                     self.seen(content.key)
                 return "unchanged", content.key
-            return self._write(page if live else None, content, page.object_name if page else None), content.key
+            name = page.object_name if page else self._object_name(content, taken)
+            return self._write(page if live else None, content, name), content.key
 
-    def _object_name(self, content: Content) -> str:
-        name = f"{self.source.object_prefix}{content.slug}{content.extension}"
-        if self.state.object_taken(name):  # another key reduced to the same slug: keep both apart
-            import hashlib
+    def _plain_name(self, content: Content) -> str:
+        return f"{self.source.object_prefix}{content.slug}{content.extension}"
 
-            name = f"{self.source.object_prefix}{content.slug}-{hashlib.sha1(content.key.encode()).hexdigest()[:8]}" \
-                   f"{content.extension}"
-        return name
+    def _object_name(self, content: Content, taken: bool) -> str:
+        """Its plain name, or with a hash of its key when another page has that name (two keys, one slug)."""
+        if not taken:
+            return self._plain_name(content)
+        import hashlib
 
-    def _write(self, page: Page | None, content: Content, object_name: str | None = None) -> str:
-        """Write the object (`object_name`: the name a page had, kept when it comes back after a deletion)."""
+        digest = hashlib.sha1(content.key.encode()).hexdigest()[:8]
+        return f"{self.source.object_prefix}{content.slug}-{digest}{content.extension}"
+
+    def _write(self, page: Page | None, content: Content, object_name: str) -> str:
+        """Write the object under `object_name` (a page keeps its name, also when it comes back after a
+        deletion)."""
         source, run = self.source, self.run
         kind = "new" if page is None or page.generation is None else "changed"
-        name = object_name or self._object_name(content)
+        name = object_name
         if run.dry_run:
             self.count("would_write")
             self.count(kind)
@@ -190,7 +196,7 @@ class StepContext:
         self.event(content.key, kind, f"{name} generation {generation}")
         return kind
 
-    def _flag(self, page: Page | None, content: Content, flag: str) -> str:
+    def _flag(self, page: Page | None, content: Content, flag: str, taken: bool) -> str:
         """Not indexed; a page that had a good version keeps it (and is not deleted for this)."""
         self.count("flagged")
         self.event(content.key, "flagged", flag)
@@ -199,7 +205,8 @@ class StepContext:
             return "flagged"
         if page is None or page.status == "deleted":
             self.state.save_page(Page(self.source.tenant, self.source.name, content.key, content.url,
-                                      page.object_name if page else self._object_name(content), content.title, None,
+                                      page.object_name if page else self._object_name(content, taken), content.title,
+                                      None,
                                       0, None, "flagged", flag, 0, None, self.run.id), changed=False)
         else:
             page.flag, page.seen_run, page.missing_runs, page.withheld_run = flag, self.run.id, 0, None

@@ -279,6 +279,18 @@ class SyncState:
             row = cur.fetchone()
         return UrlState(*row) if row else None
 
+    def put_urls(self, tenant: str, source: str, urls: list[str], *, page_key: str | None, final_url: str | None,
+                 etag: str | None, last_modified: str | None, status: int | None) -> None:
+        """`put_url` for several URLs that led to the same response (a redirect's source and target), at once."""
+        urls = list(dict.fromkeys(urls))
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(urls))
+        args = [v for url in urls for v in (tenant, source, url, page_key, final_url, etag, last_modified, status)]
+        with self._db.autocommit() as cur:
+            cur.execute("INSERT INTO sync_urls (tenant, source, url, page_key, final_url, etag, last_modified, status) "
+                        f"VALUES {values} ON CONFLICT (tenant, source, url) DO UPDATE SET "
+                        "page_key = EXCLUDED.page_key, final_url = EXCLUDED.final_url, etag = EXCLUDED.etag, "
+                        "last_modified = EXCLUDED.last_modified, status = EXCLUDED.status, checked_at = now()", args)
+
     def put_url(self, tenant: str, source: str, url: str, *, page_key: str | None, final_url: str | None,
                 etag: str | None, last_modified: str | None, status: int | None) -> None:
         with self._db.autocommit() as cur:
@@ -301,18 +313,18 @@ class SyncState:
             row = cur.fetchone()
         return _page(row) if row else None
 
-    def page_with_hash(self, tenant: str, source: str, digest: str, other_than: str) -> Page | None:
+    def lookup(self, tenant: str, source: str, key: str, digest: str, object_name: str
+               ) -> tuple[Page | None, Page | None, bool]:
+        """In one round trip: the page `key`, another live page of the source with content `digest` (a duplicate
+        URL without a canonical link), and whether `object_name` is taken."""
         with self._db.autocommit() as cur:
-            cur.execute(f"SELECT {_PAGE_COLUMNS} FROM sync_pages WHERE tenant = %s AND source = %s AND "
-                        "content_hash = %s AND key <> %s AND status = 'active' ORDER BY length(key), key LIMIT 1",
-                        (tenant, source, digest, other_than))
-            row = cur.fetchone()
-        return _page(row) if row else None
-
-    def object_taken(self, object_name: str) -> bool:
-        with self._db.autocommit() as cur:
-            cur.execute("SELECT 1 FROM sync_pages WHERE object_name = %s", (object_name,))
-            return cur.fetchone() is not None
+            cur.execute(f"(SELECT 1, {_PAGE_COLUMNS} FROM sync_pages WHERE tenant = %s AND source = %s AND key = %s) "
+                        f"UNION ALL (SELECT 2, {_PAGE_COLUMNS} FROM sync_pages WHERE tenant = %s AND source = %s AND "
+                        "content_hash = %s AND key <> %s AND status = 'active' ORDER BY length(key), key LIMIT 1) "
+                        f"UNION ALL (SELECT 3, {_PAGE_COLUMNS} FROM sync_pages WHERE object_name = %s LIMIT 1)",
+                        (tenant, source, key, tenant, source, digest, key, object_name))
+            rows = {r[0]: _page(r[1:]) for r in cur.fetchall()}
+        return rows.get(1), rows.get(2), 3 in rows
 
     def pages(self, tenant: str, source: str, statuses: tuple[str, ...] = ("active", "flagged")) -> list[Page]:
         with self._db.autocommit() as cur:

@@ -462,10 +462,9 @@ class WebsiteSource:
         if self.run.dry_run:
             return "done"  # a dry run keeps no validators: the real run fetches as it would have
         keep_validators = outcome != "flagged"
-        for address in dict.fromkeys([url, final]):
-            state.put_url(src.tenant, src.name, address, page_key=key, final_url=final,
-                          etag=result.etag if keep_validators else None,
-                          last_modified=result.last_modified if keep_validators else None, status=status)
+        state.put_urls(src.tenant, src.name, [url, final], page_key=key, final_url=final,
+                       etag=result.etag if keep_validators else None,
+                       last_modified=result.last_modified if keep_validators else None, status=status)
         return "done"
 
     def _follow_links(self, links: list[str], depth: int, base: str) -> None:
