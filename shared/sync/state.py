@@ -203,15 +203,6 @@ class SyncState:
             run.finished_at = cur.fetchone()[0]
             cur.execute("DELETE FROM sync_frontier WHERE run_id = %s", (run.id,))  # the work list has served
 
-    def last_complete_seen(self, tenant: str, source: str, before_run: int) -> int | None:
-        """How many pages the newest complete, real (not dry) run before `before_run` saw."""
-        with self._db.transaction() as cur:
-            cur.execute("SELECT counts->>'seen' FROM sync_runs WHERE tenant = %s AND source = %s AND id < %s "
-                        "AND outcome = 'complete' AND NOT dry_run ORDER BY id DESC LIMIT 1",
-                        (tenant, source, before_run))
-            row = cur.fetchone()
-        return int(row[0]) if row and row[0] is not None else None
-
     # -- the frontier --------------------------------------------------------------------------------------------
     def add_items(self, run_id: int, items: list[tuple[str, str, int, float]]) -> int:
         """Add (url, kind, depth, priority) items the run does not hold yet; returns how many were new."""
