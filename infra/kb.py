@@ -163,11 +163,12 @@ def _gaps_table(settings: Settings, tenant: str, limit: int) -> str:
     return _table(rows, ["count", "last_seen", "top_score", "question"])
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, command=None) -> int:
+    """Run `command` (this module's `main` by default) and turn an AppError into a message and exit code 1."""
     from shared.errors import AppError
 
     try:
-        return main(argv)
+        return (command or main)(argv)
     except AppError as exc:
         print(f"error: {exc}" + (" (is `make dev` running, and .local/stack.env sourced?)"
                                  if exc.code == "database_unavailable" else ""), file=sys.stderr)

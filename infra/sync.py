@@ -241,14 +241,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    from shared.errors import AppError
+    from infra import kb
 
     try:
-        return main(argv)
-    except AppError as exc:
-        print(f"error: {exc}" + (" (is `make dev` running, and .local/stack.env sourced?)"
-                                 if exc.code == "database_unavailable" else ""), file=sys.stderr)
-        return 1
+        return kb.run(argv, command=main)
     except json.JSONDecodeError as exc:
         print(f"error: --config is not valid JSON: {exc}", file=sys.stderr)
         return 2

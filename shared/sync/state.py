@@ -284,12 +284,8 @@ class SyncState:
 
     def put_url(self, tenant: str, source: str, url: str, *, page_key: str | None, final_url: str | None,
                 etag: str | None, last_modified: str | None, status: int | None) -> None:
-        with self._db.autocommit() as cur:
-            cur.execute("INSERT INTO sync_urls (tenant, source, url, page_key, final_url, etag, last_modified, status) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant, source, url) DO UPDATE SET "
-                        "page_key = EXCLUDED.page_key, final_url = EXCLUDED.final_url, etag = EXCLUDED.etag, "
-                        "last_modified = EXCLUDED.last_modified, status = EXCLUDED.status, checked_at = now()",
-                        (tenant, source, url, page_key, final_url, etag, last_modified, status))
+        self.put_urls(tenant, source, [url], page_key=page_key, final_url=final_url, etag=etag,
+                      last_modified=last_modified, status=status)
 
     def forget_urls_of(self, tenant: str, source: str, key: str) -> None:
         with self._db.autocommit() as cur:

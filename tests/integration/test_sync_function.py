@@ -20,15 +20,6 @@ def scrape_stack(make_stack, site):
     scrape.stop()
 
 
-@pytest.fixture
-def site():
-    from infra.standins.website import Website
-
-    server = Website().start()
-    yield server
-    server.stop()
-
-
 def wait_finished(stack, run_id: int, timeout: float = 60.0):
     from shared.sync.state import SyncState
 

@@ -22,15 +22,6 @@ ADDONS = [
 
 
 @pytest.fixture
-def site():
-    from infra.standins.website import Website
-
-    server = Website().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def sync(make_stack, site):
     return Sync(make_stack(SYNC_ALLOWED_PRIVATE_HOSTS="127.0.0.1"), site)
 

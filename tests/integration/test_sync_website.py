@@ -113,15 +113,6 @@ class Sync:
 
 
 @pytest.fixture
-def site():
-    from infra.standins.website import Website
-
-    server = Website().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def sync(make_stack, site):
     stack = make_stack(SYNC_ALLOWED_PRIVATE_HOSTS="127.0.0.1")
     return Sync(stack, site)
