@@ -2,10 +2,15 @@
 
     python -m infra.migrate            # uses DATABASE_URL or CLOUD_SQL_INSTANCE, like the functions
     python -m infra.migrate --status   # list applied and pending migrations
+    python -m infra.migrate --grant USER [USER ...]   # then give these database users the functions' privileges
 
 Each file runs in its own transaction and is recorded in `schema_migrations`; a file already recorded is skipped,
 and a file whose content changed after it was applied is reported as an error (write a new migration instead).
 An advisory lock keeps two concurrent runs (two deploys, two test workers) from applying the same file twice.
+
+In Cloud SQL the migrations run as the deployer's IAM database user, which owns the schema; `--grant` gives each
+function's IAM database user what the code needs and nothing more: read and write rows (no DDL, no ownership), now
+and on the tables later migrations create (default privileges of the migrating user).
 """
 
 from __future__ import annotations
@@ -83,9 +88,38 @@ def apply_migrations(db: Database, directory: pathlib.Path = MIGRATIONS_DIR) -> 
     return applied_now
 
 
+_ROLE_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,63}$")
+
+
+def grant_privileges(db: Database, users: list[str]) -> None:
+    """Give each database user DML on every table and sequence in `public`, now and for tables created later by the
+    user running this (the migrations' owner). Idempotent."""
+    with db.connection() as conn:
+        conn.autocommit = True
+        cur = conn.cursor()
+        try:
+            for user in users:
+                if not _ROLE_NAME.match(user):
+                    raise SystemExit(f"--grant: {user!r} is not a database user name")
+                role = '"' + user.replace('"', '""') + '"'
+                for statement in (
+                    f"GRANT USAGE ON SCHEMA public TO {role}",
+                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+                    f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+                    f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+                    f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {role}",
+                ):
+                    cur.execute(statement)
+                log.info("granted the functions' privileges to %s", user)
+        finally:
+            conn.autocommit = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--status", action="store_true", help="list applied and pending migrations, change nothing")
+    parser.add_argument("--grant", nargs="+", metavar="USER", default=[],
+                        help="database users (the functions' IAM users) to give row privileges after migrating")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(message)s")
     db = Database(Settings.from_env().validate(), timeout=None)  # a backfill may take minutes
@@ -103,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         applied = apply_migrations(db)
         print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "; up to date"))
+        if args.grant:
+            grant_privileges(db, args.grant)
+            print(f"granted row privileges to {len(args.grant)} user(s)")
         return 0
     finally:
         db.close()
