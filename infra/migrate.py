@@ -102,12 +102,13 @@ def grant_privileges(db: Database, users: list[str]) -> None:
                 if not _ROLE_NAME.match(user):
                     raise SystemExit(f"--grant: {user!r} is not a database user name")
                 role = '"' + user.replace('"', '""') + '"'
+                defaults = "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT"
                 for statement in (
                     f"GRANT USAGE ON SCHEMA public TO {role}",
                     f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
                     f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
-                    f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
-                    f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {role}",
+                    f"{defaults} SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+                    f"{defaults} USAGE, SELECT, UPDATE ON SEQUENCES TO {role}",
                 ):
                     cur.execute(statement)
                 log.info("granted the functions' privileges to %s", user)
