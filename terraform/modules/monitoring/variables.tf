@@ -98,10 +98,16 @@ variable "thresholds" {
     condition = alltrue([
       for w in [
         var.thresholds.latency_window, var.thresholds.error_5xx_window, var.thresholds.ingest_failures_window,
-        var.thresholds.gemini_errors_window, var.thresholds.sync_notify_period,
+        var.thresholds.gemini_errors_window,
       ] : can(regex("^[0-9]+s$", w)) && try(tonumber(trimsuffix(w, "s")) % 60 == 0 && tonumber(trimsuffix(w, "s")) >= 60 && tonumber(trimsuffix(w, "s")) <= 86400, false)
     ])
     error_message = "The thresholds' windows must be whole minutes in seconds, from \"60s\" to \"86400s\"."
+  }
+
+  validation {
+    # Log-match alert policies take a notification rate limit of 5 minutes or more.
+    condition     = can(regex("^[0-9]+s$", var.thresholds.sync_notify_period)) && try(tonumber(trimsuffix(var.thresholds.sync_notify_period, "s")) >= 300 && tonumber(trimsuffix(var.thresholds.sync_notify_period, "s")) <= 86400, false)
+    error_message = "thresholds.sync_notify_period must be seconds from \"300s\" to \"86400s\"."
   }
 
   validation {
