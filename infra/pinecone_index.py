@@ -77,9 +77,10 @@ def embedder_dimension(environ: Mapping[str, str]) -> tuple[int, str]:
 
 def _dense_fields(model) -> dict[str, tuple[int | None, str | None]]:
     """The index's dense vector fields: name -> (dimension, metric)."""
+    from pinecone.models.indexes.schema import DenseVectorField
+
     fields = getattr(getattr(model, "schema", None), "fields", None) or {}
-    return {name: (getattr(f, "dimension", None), getattr(f, "metric", None)) for name, f in fields.items()
-            if type(f).__name__ == "DenseVectorField"}
+    return {name: (f.dimension, f.metric) for name, f in fields.items() if isinstance(f, DenseVectorField)}
 
 
 def check_matches(model, spec: IndexSpec) -> list[str]:

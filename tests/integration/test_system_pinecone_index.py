@@ -151,3 +151,19 @@ def test_standin_answers_conflict_not_found_and_protection_as_the_service_does(c
         8, "euclidean", "aws", "us-east-1")  # the service's default deployment
     assert [i.name for i in pc.indexes.list()] == ["kb-std"]
     assert pc.index(host=model.host).describe_index_stats().metric == "euclidean"
+
+
+def test_an_index_created_meanwhile_by_someone_else_is_checked_not_recreated(control):
+    """Two runs at once: ours finds no index, the other creates it, our create gets 409 and checks theirs."""
+    pc = Pinecone(api_key=KEY, host=control.url)
+    real_create = pc.indexes.create
+
+    def create_after_the_other_run(**kwargs):
+        real_create(name=kwargs["name"], dimension=384, timeout=-1)  # the other run, with another embedder
+        return real_create(**kwargs)
+
+    pc.indexes.create = create_after_the_other_run
+    spec = pinecone_index.IndexSpec("kb-race", 768, "cosine", "gcp", "us-central1")
+    with pytest.raises(pinecone_index.IndexProblem, match="dimension 384, the embedder writes 768"):
+        pinecone_index.ensure_index(pc, spec, poll_seconds=0.01)
+    assert [r.method for r in control.requests if r.method == "POST"] == ["POST", "POST"]
