@@ -1,7 +1,14 @@
-"""An in-memory stand-in for the data plane of one Pinecone serverless index, for the real `pinecone` SDK.
+"""In-memory stand-ins for Pinecone, for the real `pinecone` SDK: the data plane of one serverless index
+(`PineconeIndexServer`) and the control plane that creates such indexes (`PineconeControlPlane`).
 
     with PineconeIndexServer(dimension=384) as server:
         index = Pinecone(api_key="test").index(host=server.url)   # the scheme is required: a bare host means https
+
+    with PineconeControlPlane() as control:
+        pc = Pinecone(api_key="test", host=control.url)          # or PINECONE_CONTROLLER_HOST=control.url
+        model = pc.indexes.create(name="kb", schema={"fields": {"_values": {"type": "dense_vector",
+                                                                            "dimension": 384, "metric": "cosine"}}})
+        pc.index(host=model.host)                                  # each index's data plane, on a port of its own
 
 Emulated, in the wire format pinecone 10.x sends and parses (camelCase JSON, `Api-Key` header; the
 `X-Pinecone-Api-Version` header is accepted and not checked):
@@ -28,13 +35,33 @@ Errors use the data plane's body `{"code": <gRPC code>, "message": ..., "details
 "Invalid API Key" as plain text.
 
 Not emulated: sparse and hybrid vectors, update, fetch_by_metadata, namespaces and imports endpoints,
-integrated (records) indexes, gRPC, the control plane (create/describe index), eventual consistency (writes
-are visible at once) and real usage accounting (usage is a nominal 1 read unit). The dimension, metadata,
+integrated (records) indexes, gRPC, eventual consistency (writes are visible at once) and real usage
+accounting (usage is a nominal 1 read unit). The dimension, metadata,
 namespace and key messages are Pinecone's; the wording of other errors (filters, limits) is our own. Where
 Pinecone's docs are silent we follow MongoDB, whose filter language it borrows: $ne and $nin also match
 records that lack the field, and a query by an id that is not stored returns no matches.
 
 Test hooks: `requests` (every request as method, path, json), `fail_next(count, status)` and `reset()`.
+
+The control plane speaks API version 2026-07 (what pinecone 10.x sends; snake_case JSON, `Api-Key` header):
+
+    POST   /indexes          {name, schema: {fields: {<name>: {type: dense_vector, dimension, metric}}},
+                              deployment?: {deployment_type: managed, cloud, region}, deletion_protection?, tags?,
+                              read_capacity?}  -> 201 IndexModel
+    GET    /indexes          -> {indexes: [IndexModel]}
+    GET    /indexes/{name}   -> IndexModel: {name, host, status: {ready, state}, schema, deployment,
+                                             deletion_protection, read_capacity: {mode, status: {state}}, tags}
+    DELETE /indexes/{name}   -> 202 (403 while deletion_protection is "enabled")
+
+A new index reports `{"ready": false, "state": "Initializing"}` to its first `ready_after` describes (1 by default),
+then `{"ready": true, "state": "Ready"}`, so a client has to wait as it must with the real service. Each index gets
+its own `PineconeIndexServer` with the declared dimension and metric, and the same key. Errors are the control
+plane's body `{"error": {"code", "message"}, "status"}`: 409 ALREADY_EXISTS "Resource already exists", 404
+NOT_FOUND "Resource <name> not found", 400 INVALID_ARGUMENT, 401 UNAUTHENTICATED "Invalid API Key". Deviations: the
+host is a full `http://127.0.0.1:<port>` URL (the real one is a bare `<name>-<id>.svc.<region>.pinecone.io`,
+which the SDK reads as https); the name is required (the service would assign one); only managed (serverless)
+deployments and one dense vector field are accepted; the cloud and region are recorded, not checked against
+Pinecone's list.
 """
 
 from __future__ import annotations
@@ -42,9 +69,11 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -421,7 +450,9 @@ def _compile_operator(field: str, operator: str, operand: Any) -> Callable[[Any]
     if operator in ("$eq", "$ne"):
         if not (isinstance(operand, (str, bool)) or _is_number(operand)):
             raise invalid("a string, number or boolean")
-        equal = lambda value: _contains(value, operand)
+        def equal(value: Any) -> bool:
+            return _contains(value, operand)
+
         return equal if operator == "$eq" else (lambda value: not equal(value))
     if operator in ("$gt", "$gte", "$lt", "$lte"):
         if not _is_number(operand):
@@ -436,7 +467,9 @@ def _compile_operator(field: str, operator: str, operand: Any) -> Callable[[Any]
     if operator in ("$in", "$nin"):
         if not isinstance(operand, list) or not all(isinstance(o, (str, bool)) or _is_number(o) for o in operand):
             raise invalid("a list of strings, numbers or booleans")
-        any_of = lambda value: any(_contains(value, o) for o in operand)
+        def any_of(value: Any) -> bool:
+            return any(_contains(value, o) for o in operand)
+
         return any_of if operator == "$in" else (lambda value: not any_of(value))
     if operator == "$exists":
         if not isinstance(operand, bool):
@@ -520,11 +553,234 @@ class _PineconeHandler(JsonHandler):
         self.send_json(200, payload, headers)
 
 
+# --- control plane (API 2026-07) ---
+
+CONTROL_PLANE_API_VERSION = "2026-07"
+MAX_DIMENSION = 20_000
+_INDEX_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?$")  # lowercase alphanumerics and hyphens, <= 45
+_CONTROL_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+                  409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "UNKNOWN", 503: "UNAVAILABLE"}
+
+
+class ControlPlaneError(Exception):
+    """An error answer of the control plane: HTTP status and message (the code follows from the status)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": _CONTROL_CODES.get(self.status, "UNKNOWN"), "message": self.message},
+                "status": self.status}
+
+
+@dataclass
+class _IndexEntry:
+    name: str
+    field: str  # the dense vector field's name ("_values" for an index the vectors API addresses)
+    dimension: int
+    metric: str
+    deployment: dict[str, Any]
+    deletion_protection: str
+    tags: dict[str, str] | None
+    data_plane: PineconeIndexServer
+    describes_left: int  # describes that still answer "Initializing"
+
+    def model(self) -> dict[str, Any]:
+        ready = self.describes_left <= 0
+        return {
+            "name": self.name,
+            "host": self.data_plane.url,
+            "status": {"ready": ready, "state": "Ready" if ready else "Initializing"},
+            "schema": {"fields": {self.field: {"type": "dense_vector", "dimension": self.dimension,
+                                               "metric": self.metric}}},
+            "deployment": dict(self.deployment),
+            "deletion_protection": self.deletion_protection,
+            "read_capacity": {"mode": "OnDemand", "status": {"state": "Ready" if ready else "Initializing"}},
+            "tags": self.tags,
+        }
+
+
+class PineconeControlPlane(StandinServer):
+    """Pinecone's control plane for serverless indexes, in memory; each index's data plane is a
+    `PineconeIndexServer` started on a free port. Start with `start()` or a `with` block."""
+
+    def __init__(self, *, api_key: str | None = None, host: str = "127.0.0.1", port: int = 0, ready_after: int = 1):
+        """`api_key=None` accepts any non-empty key; `ready_after`: describes of a new index that still answer
+        "Initializing" (0: ready at once)."""
+        super().__init__(_ControlPlaneHandler, host, port)
+        self.api_key = api_key
+        self.ready_after = ready_after
+        self._indexes: dict[str, _IndexEntry] = {}
+        self._request_ids = 0
+
+    def next_request_id(self) -> str:
+        with self.lock:
+            self._request_ids += 1
+            return str(self._request_ids)
+
+    def index(self, name: str) -> PineconeIndexServer:
+        """The data plane of index `name` (for a test to look inside)."""
+        with self.lock:
+            return self._indexes[name].data_plane
+
+    def stop(self) -> None:
+        super().stop()
+        with self.lock:
+            for entry in self._indexes.values():
+                entry.data_plane.stop()
+
+    def reset(self) -> None:
+        """Forget every index (stopping their data planes), the request log and queued failures."""
+        with self.lock:
+            super().reset()
+            for entry in self._indexes.values():
+                entry.data_plane.stop()
+            self._indexes.clear()
+
+    # --- operations ---
+
+    def create_index(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body.get("name")
+        if not isinstance(name, str) or not _INDEX_NAME.match(name):
+            raise ControlPlaneError(400, "Name must consist of lower case alphanumeric characters or '-', start and "
+                                         "end with an alphanumeric character, and be 1 to 45 characters long")
+        field, dimension, metric = _dense_field(body.get("schema"))
+        deployment = _managed_deployment(body.get("deployment"))
+        protection = body.get("deletion_protection", "disabled")
+        if protection not in ("enabled", "disabled"):
+            raise ControlPlaneError(400, "deletion_protection must be 'enabled' or 'disabled'")
+        tags = body.get("tags")
+        if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
+            raise ControlPlaneError(400, "tags must be an object of string values")
+        with self.lock:
+            if name in self._indexes:
+                raise ControlPlaneError(409, "Resource already exists")
+            data_plane = PineconeIndexServer(dimension, metric, api_key=self.api_key, host=self.server_address[0])
+            data_plane.start()
+            entry = _IndexEntry(name, field, dimension, metric, deployment, protection, tags or None, data_plane,
+                                self.ready_after)
+            self._indexes[name] = entry
+            return entry.model()
+
+    def describe_index(self, name: str) -> dict[str, Any]:
+        with self.lock:
+            entry = self._entry(name)
+            model = entry.model()
+            entry.describes_left -= 1
+            return model
+
+    def list_indexes(self) -> dict[str, Any]:
+        with self.lock:
+            return {"indexes": [e.model() for _, e in sorted(self._indexes.items())]}
+
+    def delete_index(self, name: str) -> None:
+        with self.lock:
+            entry = self._entry(name)
+            if entry.deletion_protection == "enabled":
+                raise ControlPlaneError(403, "Deletion protection is enabled for this index. Disable deletion "
+                                             "protection before retrying.")
+            del self._indexes[name]
+        entry.data_plane.stop()
+
+    def _entry(self, name: str) -> _IndexEntry:
+        entry = self._indexes.get(name)
+        if entry is None:
+            raise ControlPlaneError(404, f"Resource {name} not found")
+        return entry
+
+
+def _dense_field(schema: Any) -> tuple[str, int, str]:
+    """The one dense vector field a schema must declare: (name, dimension, metric)."""
+    fields = schema.get("fields") if isinstance(schema, dict) else None
+    if not isinstance(fields, dict) or not fields:
+        raise ControlPlaneError(400, "schema.fields must declare at least one field")
+    dense = [(n, f) for n, f in fields.items() if isinstance(f, dict) and f.get("type") == "dense_vector"]
+    if len(dense) != 1 or len(fields) != 1:
+        raise ControlPlaneError(400, "This stand-in accepts exactly one field, of type dense_vector")
+    name, field = dense[0]
+    dimension, metric = field.get("dimension"), field.get("metric", "cosine")
+    if not isinstance(dimension, int) or isinstance(dimension, bool) or not 1 <= dimension <= MAX_DIMENSION:
+        raise ControlPlaneError(400, f"Dimension must be an integer between 1 and {MAX_DIMENSION}")
+    if metric not in METRICS:
+        raise ControlPlaneError(400, f"Metric must be one of {', '.join(METRICS)}")
+    return name, dimension, metric
+
+
+def _managed_deployment(deployment: Any) -> dict[str, Any]:
+    if deployment is None:
+        return {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"}  # the service's default
+    if not isinstance(deployment, dict) or deployment.get("deployment_type") != "managed":
+        raise ControlPlaneError(400, "This stand-in accepts managed (serverless) deployments only")
+    cloud, region = deployment.get("cloud"), deployment.get("region")
+    if cloud not in ("aws", "gcp", "azure") or not isinstance(region, str) or not region:
+        raise ControlPlaneError(400, "A managed deployment needs cloud (aws, gcp or azure) and region")
+    return {"deployment_type": "managed", "cloud": cloud, "region": region}
+
+
+class _ControlPlaneHandler(JsonHandler):
+    server: PineconeControlPlane
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        raw = self.read_body()
+        try:
+            body = self.parse_json(raw)
+        except BadJson:
+            body = None
+        self.server.record(self.command, self.path, body)
+        headers = {"x-pinecone-request-id": self.server.next_request_id()}
+        key = self.headers.get("Api-Key")
+        try:
+            if not key or (self.server.api_key is not None and key != self.server.api_key):
+                raise ControlPlaneError(401, "Invalid API Key")
+            failure = self.server.take_failure()
+            if failure is not None:
+                raise ControlPlaneError(failure, _INJECTED_MESSAGES.get(failure, "Injected failure"))
+            parts = self.route.strip("/").split("/")
+            if parts == ["indexes"] and self.command == "POST":
+                if not isinstance(body, dict):
+                    raise ControlPlaneError(400, "Request body must be a JSON object")
+                self.send_json(201, self.server.create_index(body), headers)
+            elif parts == ["indexes"] and self.command == "GET":
+                self.send_json(200, self.server.list_indexes(), headers)
+            elif len(parts) == 2 and parts[0] == "indexes" and self.command == "GET":
+                self.send_json(200, self.server.describe_index(unquote(parts[1])), headers)
+            elif len(parts) == 2 and parts[0] == "indexes" and self.command == "DELETE":
+                self.server.delete_index(unquote(parts[1]))
+                self.send_bytes(202, b"", "text/plain", headers)
+            else:
+                raise ControlPlaneError(404, f"{self.command} {self.route} is not emulated by the Pinecone stand-in")
+        except ControlPlaneError as exc:
+            self.send_json(exc.status, exc.body(), headers)
+
+
 def main() -> None:
-    parser = cli_parser("Serve an in-memory Pinecone index data plane for local development.", default_port=8091)
-    parser.add_argument("--dimension", type=int, required=True, help="vector dimension of the index, e.g. 384")
+    parser = cli_parser("Serve an in-memory Pinecone index data plane (or, with --control-plane, the control plane "
+                        "that creates indexes) for local development.", default_port=8091)
+    parser.add_argument("--dimension", type=int, help="vector dimension of the index, e.g. 384 (data plane)")
     parser.add_argument("--metric", choices=METRICS, default="cosine", help="similarity metric (default cosine)")
+    parser.add_argument("--control-plane", action="store_true", help="serve the control plane (POST /indexes ...): "
+                        "each index created gets a data plane of its own")
     args = parser.parse_args()
+    if args.control_plane:
+        control = PineconeControlPlane(api_key=args.api_key, host=args.host, port=args.port)
+        control.serve_until_interrupted(
+            f"Pinecone control-plane stand-in (API {CONTROL_PLANE_API_VERSION}) on {control.url}\n"
+            f"  PINECONE_CONTROLLER_HOST={control.url} python -m infra.pinecone_index   Ctrl-C to stop"
+        )
+        return
+    if args.dimension is None:
+        parser.error("--dimension is required for the data plane (or pass --control-plane)")
     server = PineconeIndexServer(args.dimension, args.metric, api_key=args.api_key, host=args.host, port=args.port)
     server.serve_until_interrupted(
         f"Pinecone stand-in (dimension {args.dimension}, {args.metric}) on {server.url}\n"
