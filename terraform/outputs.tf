@@ -42,3 +42,13 @@ output "service_accounts" {
     builder           = google_service_account.builder.email
   })
 }
+
+output "deployer_database_user" {
+  description = "The deployer's IAM database user, which applies the migrations (DB_USER for `python -m infra.migrate`)."
+  value       = google_sql_user.deployer.name
+}
+
+output "smoke_origin" {
+  description = "The first allowed origin: the smoke test (tests/system) sends it as the widget's page would."
+  value       = var.allowed_origins[0]
+}
