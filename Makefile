@@ -8,7 +8,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 
 .PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval bench-answers fit-answerability bench-hostile bench-sync sync coldstart clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-local.txt constraints.txt
+$(BIN)/.installed: requirements.txt requirements-unit.txt requirements-dev.txt requirements-local.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing Python dependencies into $(VENV) (first run: a few minutes)"
 	$(BIN)/pip install $(PIP_FLAGS) -r requirements-dev.txt -c constraints.txt

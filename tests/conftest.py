@@ -12,13 +12,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from werkzeug.serving import make_server
 
-from infra.stack.postgres import PostgresServer
-from infra.stack.storage import StorageEmulator
-from infra.stack.tasks import TasksEmulator
+if TYPE_CHECKING:  # imported where started: the unit tier runs without the stand-ins' packages (cloudbuild.yaml)
+    from infra.stack.storage import StorageEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
@@ -29,6 +29,8 @@ def postgres():
     # Not under pytest's tmp_path: pytest makes that 0700 for root, which locks out the `pgserver` system user that
     # PostgreSQL runs as when the tests run as root.
     data_dir = tempfile.mkdtemp(prefix="pytest-postgres-")
+    from infra.stack.postgres import PostgresServer
+
     server = PostgresServer(data_dir).start()
     yield server
     server.stop()
@@ -63,6 +65,8 @@ def db(database_url):
 
 @pytest.fixture(scope="session")
 def storage():
+    from infra.stack.storage import StorageEmulator
+
     emulator = StorageEmulator(bucket="knowledge", min_backoff=0.05, max_backoff=0.5).start()
     yield emulator
     emulator.stop()
@@ -70,6 +74,8 @@ def storage():
 
 @pytest.fixture(scope="session")
 def tasks(tmp_path_factory):
+    from infra.stack.tasks import TasksEmulator
+
     emulator = TasksEmulator(max_retries=3, log_dir=tmp_path_factory.mktemp("tasks-logs")).start()
     yield emulator
     emulator.stop()
