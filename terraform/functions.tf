@@ -92,6 +92,7 @@ module "function" {
   labels                = merge({ app = var.name, function = each.key }, var.labels)
 
   depends_on = [
+    google_service_account_iam_member.deployer_acts_as,
     google_project_iam_member.builder,
     google_secret_manager_secret_iam_member.function,
     google_sql_user.function,

@@ -16,6 +16,8 @@ resource "google_sql_database_instance" "main" {
     disk_size                   = var.database.disk_size_gb
     disk_autoresize             = true
     deletion_protection_enabled = var.database.deletion_protection # also refuses deletion outside Terraform
+    connector_enforcement       = "REQUIRED"                       # only the Cloud SQL connectors may connect
+    retain_backups_on_delete    = true                             # a deleted instance leaves its backups
     user_labels                 = merge({ app = var.name }, var.labels)
 
     ip_configuration {
