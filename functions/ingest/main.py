@@ -1,4 +1,4 @@
-"""ingest: Eventarc delivers Cloud Storage object events (finalized / deleted) from the knowledge bucket.
+"""ingest: Eventarc delivers Cloud Storage object events (finalized / deleted / archived) from the knowledge bucket.
 
 Returns normally for everything retrying cannot fix (the outcome is recorded); raises only for transient trouble, so
 Eventarc redelivers the event.

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 DELETED = "google.cloud.storage.object.v1.deleted"
+# In a bucket that keeps versions, removing a file makes its live version noncurrent: GCS reports that as `archived`
+# (and `deleted` only when a version is gone for good). Both are handled as a deletion of that generation.
+ARCHIVED = "google.cloud.storage.object.v1.archived"
 
 
 def tenant_of(metadata: dict, default_tenant: str) -> str:
@@ -161,14 +164,14 @@ class IngestService:
                 return IngestOutcome("ignored", f"event is {age:.0f}s old (MAX_EVENT_AGE_SECONDS)")
         if self._store.event_seen(event_id):
             return IngestOutcome("duplicate", "event already processed")
-        if event_type not in (FINALIZED, DELETED):
+        if event_type not in (FINALIZED, DELETED, ARCHIVED):
             return IngestOutcome("ignored", f"event type {event_type} is not handled")
         if is_ignored(obj.name):
             return IngestOutcome("ignored", "folder placeholder or hidden file")
         if not TENANT_ID.fullmatch(tenant):
             return IngestOutcome("failed", f"invalid tenant {tenant!r} in object metadata")
         doc_id = document_id(tenant, obj.source_uri)
-        if event_type == DELETED:
+        if event_type in (DELETED, ARCHIVED):
             return self._delete(obj, tenant, doc_id)
         return self._finalize(obj, tenant, doc_id)
 

@@ -269,6 +269,32 @@ def test_overwrite_events_in_either_order_never_delete_the_new_content(stack):
         assert [r[0] for r in cur.fetchall()] == ["stale", "stale"]
 
 
+def test_in_a_versioned_bucket_archived_is_a_deletion_unless_a_newer_generation_is_live(stack):
+    """Production's knowledge bucket keeps versions: removing a file sends `archived` for its live generation, and an
+    overwrite sends `archived` for the generation it replaced."""
+    first = stack.upload("billing/refunds.md", GUIDE)
+    stack.wait_for("billing/refunds.md", "ready")
+    stack.storage.remove_subscriber(stack.ingest.url)
+    second = stack.upload("billing/refunds.md", GUIDE_V2)
+    second.reload()
+    headers, body = _event(second, "finalized", "fin-2", int(second.generation))
+    assert stack.ingest.client.post("/", headers=headers, data=body).status_code == 200
+    stack.wait_for("billing/refunds.md", "ready", generation=int(second.generation))
+
+    headers, body = _event(first, "archived", "arch-1", int(first.generation))  # the overwrite's archived event
+    assert stack.ingest.client.post("/", headers=headers, data=body).status_code == 200
+    assert stack.status("billing/refunds.md")["status"] == "ready" and stack.chunks("billing/refunds.md")
+
+    second.bucket.blob(second.name).delete()  # the editor removes the file: its live generation is archived
+    headers, body = _event(second, "archived", "arch-2", int(second.generation))
+    assert stack.ingest.client.post("/", headers=headers, data=body).status_code == 200
+    stack.wait_for("billing/refunds.md", "deleted")
+    assert stack.chunks("billing/refunds.md") == [] and stack.vector_ids() == set()
+    with stack.services.database().transaction() as cur:
+        cur.execute("SELECT event_id, outcome FROM ingest_events WHERE event_id LIKE 'arch-%' ORDER BY event_id")
+        assert [list(row) for row in cur.fetchall()] == [["arch-1", "stale"], ["arch-2", "deleted"]]
+
+
 def test_tenant_from_object_metadata_scopes_chunks_and_vectors(stack):
     stack.upload("billing/refunds.md", GUIDE, metadata={"tenant": "acme", "source_url": "https://help.acme.test/refunds"})
     stack.upload("billing/other.md", "# Other tenant\n\nDefault tenant text.")
