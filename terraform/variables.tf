@@ -227,7 +227,7 @@ variable "database" {
   description = "Cloud SQL for PostgreSQL. The default tier is the smallest shared-core machine; give production traffic a dedicated one (db-custom-1-3840)."
   type = object({
     tier                 = optional(string, "db-g1-small")
-    version              = optional(string, "POSTGRES_16")
+    version              = optional(string, "POSTGRES_17")
     availability         = optional(string, "ZONAL")
     disk_size_gb         = optional(number, 10)
     backup_start_time    = optional(string, "01:00")

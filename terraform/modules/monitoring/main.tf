@@ -188,23 +188,34 @@ locals {
     { for key, m in google_logging_metric.distribution : key => "logging.googleapis.com/user/${m.name}" },
   )
   metric_filters = { for key, type in local.metric_types : key => "metric.type=\"${type}\" AND resource.type=\"cloud_run_revision\"" }
+  # The same filters from the names alone, known before apply, so the dashboard can be rendered and checked offline
+  # (`terraform console`, infra/tfcheck); the dashboard waits for the metrics with depends_on instead.
+  dashboard_filters = { for key in concat(keys(local.counters), keys(local.distributions)) :
+  key => "metric.type=\"logging.googleapis.com/user/${var.name_prefix}_${key}\" AND resource.type=\"cloud_run_revision\"" }
 
   request_count = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\""
   # Monitoring filters (not log filters) take one_of() for a set of values.
   any_service_filter = "resource.label.service_name=one_of(${join(", ", [for fn in sort(keys(var.services)) : "\"${var.services[fn]}\""])})"
 }
 
-resource "google_monitoring_dashboard" "this" {
-  project = var.project_id
+locals {
+  # The dashboard as the Monitoring API receives it (output dashboard_json; infra/tfcheck validates it).
   dashboard_json = templatefile("${path.module}/dashboard.json.tftpl", {
     display_name     = "${var.name_prefix}: support agent"
     window           = var.chart_window
-    f                = local.metric_filters
+    f                = local.dashboard_filters
     requests         = "${local.request_count} AND ${local.any_service_filter}"
     chat_p95_ms      = var.thresholds.chat_p95_ms
     error_5xx_ratio  = var.thresholds.error_5xx_ratio
     services_summary = join(", ", [for fn in sort(keys(var.services)) : "${fn} = `${var.services[fn]}`"])
   })
+}
+
+resource "google_monitoring_dashboard" "this" {
+  project        = var.project_id
+  dashboard_json = local.dashboard_json
+
+  depends_on = [google_logging_metric.counter, google_logging_metric.distribution]
 }
 
 locals {

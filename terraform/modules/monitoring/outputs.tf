@@ -20,3 +20,8 @@ output "alert_policy_names" {
     },
   )
 }
+
+output "dashboard_json" {
+  description = "The dashboard as the Monitoring API receives it (infra/tfcheck validates it against the API's schema)."
+  value       = local.dashboard_json
+}
