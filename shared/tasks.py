@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from urllib.parse import urlsplit
 
 from shared.errors import QueueUnavailable
 
@@ -46,7 +47,10 @@ class _Queue:
                                        headers={"Content-Type": "application/json"},
                                        body=json.dumps(payload).encode())
         if s.tasks_service_account:
-            request.oidc_token = tasks_v2.OidcToken(service_account_email=s.tasks_service_account, audience=url)
+            # The audience is the service's URL without the path (/step): what Cloud Run checks, and what the queues'
+            # own OIDC override (terraform/triggers.tf) sets too.
+            request.oidc_token = tasks_v2.OidcToken(service_account_email=s.tasks_service_account,
+                                                    audience=service_url(url))
         task = tasks_v2.Task(name=name, http_request=request)
         if schedule_time is not None:
             task.schedule_time = schedule_time
@@ -57,6 +61,12 @@ class _Queue:
         except (exceptions.GoogleAPICallError, exceptions.RetryError, OSError) as exc:
             raise QueueUnavailable(f"cannot enqueue {name}: {exc}") from exc
         return name
+
+
+def service_url(url: str) -> str:
+    """`https://host[:port]` of a task's target URL: the OIDC audience a Cloud Run service accepts."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class EmbedQueue(_Queue):
