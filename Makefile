@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval bench-answers fit-answerability bench-hostile bench-sync sync coldstart clean
+.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval bench-answers fit-answerability bench-hostile bench-sync sync coldstart pinecone-index clean
 
 $(BIN)/.installed: requirements.txt requirements-unit.txt requirements-dev.txt requirements-local.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ bench-answers: setup  ## honest answers: the sample knowledge base through chat,
 
 fit-answerability: setup  ## refit the answerability gate (shared/answerability/model.json)
 	$(BIN)/python -m infra.fit_answerability $(ARGS)
+
+pinecone-index: setup  ## create or check the Pinecone index: make pinecone-index ARGS="--name support-kb" (PINECONE_API_KEY)
+	$(BIN)/python -m infra.pinecone_index $(ARGS)
 
 coldstart: setup  ## import time of each function's module in a fresh interpreter
 	$(BIN)/python -m infra.coldstart $(ARGS)
