@@ -227,7 +227,6 @@ variable "database" {
   description = "Cloud SQL for PostgreSQL. The default tier is the smallest shared-core machine; give production traffic a dedicated one (db-custom-1-3840)."
   type = object({
     tier                 = optional(string, "db-g1-small")
-    version              = optional(string, "POSTGRES_17")
     availability         = optional(string, "ZONAL")
     disk_size_gb         = optional(number, 10)
     backup_start_time    = optional(string, "01:00")
@@ -240,16 +239,23 @@ variable "database" {
   default = {}
 
   validation {
-    condition     = contains(["POSTGRES_15", "POSTGRES_16", "POSTGRES_17"], var.database.version)
-    error_message = "database.version must be POSTGRES_15, POSTGRES_16 or POSTGRES_17 (IAM authentication and pgvector)."
-  }
-  validation {
     condition     = contains(["ZONAL", "REGIONAL"], var.database.availability)
     error_message = "database.availability must be ZONAL or REGIONAL (high availability, about twice the price)."
   }
   validation {
     condition     = var.database.log_retention_days >= 1 && var.database.log_retention_days <= 7 && var.database.retained_backups >= 1
     error_message = "database.log_retention_days (point-in-time recovery) must be 1-7 and retained_backups at least 1."
+  }
+}
+
+variable "database_version" {
+  description = "PostgreSQL major version of Cloud SQL (a change is an in-place major upgrade: take a backup first)."
+  type        = string
+  default     = "POSTGRES_18"
+
+  validation {
+    condition     = contains(["POSTGRES_16", "POSTGRES_17", "POSTGRES_18"], var.database_version)
+    error_message = "database_version must be POSTGRES_16, POSTGRES_17 or POSTGRES_18 (IAM authentication and pgvector; the tests run on 16)."
   }
 }
 
