@@ -1,4 +1,4 @@
-"""Write the names of every setting the code reads (shared/config.py) to terraform/tests/code_settings.json.
+"""Write the names of every setting the code reads (shared/config.py) to terraform/code_settings.json.
 
     python -m infra.settings_manifest           # rewrite the file
     python -m infra.settings_manifest --check   # exit 1 when the file is out of date
@@ -17,7 +17,7 @@ import sys
 
 from shared.config import fields
 
-MANIFEST = pathlib.Path(__file__).resolve().parent.parent / "terraform" / "tests" / "code_settings.json"
+MANIFEST = pathlib.Path(__file__).resolve().parent.parent / "terraform" / "code_settings.json"
 
 
 def render() -> str:

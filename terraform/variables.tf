@@ -185,6 +185,12 @@ variable "settings" {
   description = "Further settings (environment variables of shared/config.py) for every function, e.g. { RATE_LIMIT_CLIENT_PER_MINUTE = \"30\" }. They override the deployment's own values."
   type        = map(string)
   default     = {}
+
+  validation {
+    # code_settings.json lists every setting the code reads (python -m infra.settings_manifest writes it).
+    condition     = length(setsubtract(keys(var.settings), jsondecode(file("${path.module}/code_settings.json")).settings)) == 0
+    error_message = "settings names variables the code does not read (a typo?); the settings are listed in terraform/code_settings.json and the README's Configuration table."
+  }
 }
 
 # --- sync -------------------------------------------------------------------------------------------------------------

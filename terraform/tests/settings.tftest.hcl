@@ -1,4 +1,4 @@
-# Every setting the code reads (tests/code_settings.json, written from shared/config.py by
+# Every setting the code reads (code_settings.json, written from shared/config.py by
 # `python -m infra.settings_manifest`) is set for every function, read from Secret Manager, or left at its default
 # with a reason (settings.tf). A new setting fails here until the deployment decides about it.
 
@@ -16,7 +16,7 @@ variables {
   deployer_service_account = "deployer@acme-support.iam.gserviceaccount.com"
   bundle_dir               = "tests/bundles"
   pinecone_index_host      = "https://support-kb-abc123.svc.aped-4627-b74a.pinecone.io"
-  code_settings            = jsondecode(file("tests/code_settings.json")).settings
+  code_settings            = jsondecode(file("code_settings.json")).settings
 }
 
 run "every_setting_decided" {
@@ -62,4 +62,14 @@ run "secrets_follow_features" {
     condition     = toset(output.settings.secrets["embed"]) == toset(["PINECONE_API_KEY", "GEMINI_API_KEY"])
     error_message = "embed reads only the Pinecone and Gemini keys."
   }
+}
+
+run "a_misspelt_setting_override_is_refused" {
+  command = plan
+
+  variables {
+    settings = { RATE_LIMIT_CLIENT_PER_MINUT = "30" }
+  }
+
+  expect_failures = [var.settings]
 }

@@ -1,4 +1,4 @@
-"""terraform/tests/code_settings.json lists exactly the settings shared/config.py reads (the Terraform tests check the
+"""terraform/code_settings.json lists exactly the settings shared/config.py reads (the Terraform tests check the
 deployment against it)."""
 
 import json
