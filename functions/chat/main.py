@@ -71,11 +71,12 @@ def health(request: flask.Request, settings: Settings) -> flask.Response:
 def ask(request: flask.Request, settings: Settings) -> flask.Response:
     body = http.read_json(request, settings.chat_max_body_bytes)
     tenant = http.admit(request, services.tenant_registry(), body.get("site_key"))
+    as_json = http.wants_json(request)
     chat_request = http.parse_chat_request(body, settings, http.client_id(request, settings.trusted_proxy_hops),
-                                           tenant)
+                                           tenant, streamed=not as_json)
     service = services.chat_service()
     turn = functools.partial(service.run_turn, service.start_turn(chat_request))
-    if http.wants_json(request):
+    if as_json:
         return http.json_answer(turn)
     return http.sse_response(turn, settings.sse_heartbeat_seconds)
 

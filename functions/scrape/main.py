@@ -12,8 +12,9 @@
 
 Syncing a source writes changed pages, feed items and S3 objects into the knowledge bucket (shared/sync); ingest
 does the rest. Reconciliation catches events lost on the way (shared/ingest/reconcile.py). Each job logs one
-structured summary record per run (labels `job` and its counts). A bucket that cannot be listed answers 503, so
-Cloud Scheduler's retry policy applies.
+structured event per run: `sync_run` per finished sync run (shared/sync/engine.py), `reconcile` per reconciliation
+with the summary's own keys as numeric fields (shared/logs.py lists the events); both keep the labels `job` and its
+counts. A bucket that cannot be listed answers 503, so Cloud Scheduler's retry policy applies.
 """
 
 import logging
@@ -23,6 +24,7 @@ import functions_framework
 
 from shared import services
 from shared.errors import BadRequest, ServerBusy
+from shared.logs import log_event
 from shared.web import http_endpoint, json_body
 
 log = logging.getLogger("functions.scrape")
@@ -42,9 +44,10 @@ def sync(body: dict, dry_run: bool) -> dict:
 
 def reconcile(body: dict, dry_run: bool) -> dict:
     summary = services.reconciler().run(dry_run=dry_run).summary()
-    log.info("nightly reconcile: %(objects)s objects, %(documents)s documents; ingested %(ingested)s, deleted "
-             "%(deleted)s, withheld %(withheld)s, kept %(kept)s, errors %(errors)s", summary,
-             extra={"labels": {"job": "reconcile", **{k: str(v) for k, v in summary.items()}}})
+    log_event(log, "reconcile",
+              message="nightly reconcile: {objects} objects, {documents} documents; ingested {ingested}, deleted "
+                      "{deleted}, withheld {withheld}, kept {kept}, errors {errors}".format(**summary),
+              labels={"job": "reconcile", **{k: str(v) for k, v in summary.items()}}, **summary)
     return summary
 
 

@@ -247,8 +247,10 @@ def user_token_header(request: flask.Request) -> str | None:
     return _optional_string({"user_token": request.headers.get(USER_TOKEN_HEADER) or None}, "user_token", 256)
 
 
-def parse_chat_request(body: dict[str, Any], settings: Settings, client: str, tenant: Tenant) -> ChatRequest:
-    """A validated ChatRequest from a `POST /v1/chat` body; BadRequest naming the first bad field."""
+def parse_chat_request(body: dict[str, Any], settings: Settings, client: str, tenant: Tenant, *,
+                       streamed: bool = False) -> ChatRequest:
+    """A validated ChatRequest from a `POST /v1/chat` body; BadRequest naming the first bad field. `streamed`: the
+    answer goes out as Server-Sent Events (recorded for the turn's log event)."""
     refuse_tenant_field(body)
     message = body.get("message")
     if message is None:
@@ -273,6 +275,7 @@ def parse_chat_request(body: dict[str, Any], settings: Settings, client: str, te
         client_id=client,
         limits={"client": tenant.limit("client_per_minute", settings.rate_limit_client_per_minute),
                 "session": tenant.limit("session_per_minute", settings.rate_limit_session_per_minute)},
+        streamed=streamed,
     )
 
 

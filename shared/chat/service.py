@@ -15,6 +15,12 @@ short line saying what it can help with (action `clarify`, no retrieval); a vagu
 best documents are about different things ends with action `clarify`. Every "I don't know" is recorded as a coverage
 gap. Sentences of a document that give orders to an AI assistant are removed from the sources before any answerer
 sees them.
+
+Each turn logs one `chat_turn` event when it ends, failed or not (shared/logs.py lists the events): its action
+(`error` for a failed turn), confidence, whether it streamed, the times to the first text delta, in total and in
+retrieval, the model that wrote the answer ("extractive" for the quoting fallback), Gemini's token counts when it
+reported them, how many sources the answer cites and the turn's HTTP status (the error's, for a failed turn). Each
+vote logs one `feedback` event.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -40,7 +47,7 @@ from shared.llm import (
     Source,
 )
 from shared.llm.links import LinkFilter, public_url
-from shared.logs import bind
+from shared.logs import bind, collecting, log_event
 from shared.memory.connection import check_tenant, utc_now
 from shared.memory.signing import UserTokenRequired, UserTokensDisabled, verify_user_token
 from shared.memory.store import new_turn_id
@@ -81,6 +88,9 @@ class ChatRequest:
     topic: str | None = None
     client_id: str = ""  # the caller's address, for the per-client rate limit
     limits: dict[str, int] = field(default_factory=dict)  # the tenant's "client" / "session" per-minute limits
+    # How the answer is delivered (Server-Sent Events or one JSON object), for the turn's log event only: not part
+    # of what was asked, so two requests that differ only in it are equal.
+    streamed: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -131,23 +141,30 @@ class ChatService:
         return PreparedTurn(request=replace(request, message=message), session=session, turn_id=new_turn_id())
 
     def run_turn(self, prepared: PreparedTurn) -> Iterator[Event]:
-        """SessionEvent, Delta…, CitationsEvent, Done — or an ErrorEvent in place of the rest. Never raises."""
+        """SessionEvent, Delta…, CitationsEvent, Done — or an ErrorEvent in place of the rest. Never raises.
+        Logs one `chat_turn` event when the turn ends (see the module doc)."""
         session, turn_id, request = prepared.session, prepared.turn_id, prepared.request
-        yield SessionEvent(session.id, turn_id)
-        said: list[str] = []
-        try:
-            with bind(session_id=session.id, turn_id=turn_id, tenant=request.tenant):
-                outcome = yield from self._answer(prepared, said)
-            yield CitationsEvent(outcome.citations)
-            yield Done(outcome.action, outcome.confidence, session.id, turn_id)
-        except Exception as exc:
-            error = exc if isinstance(exc, AppError) else AppError()
-            (log.warning if error.retryable else log.exception)("chat turn failed: %s", exc)
-            yield ErrorEvent(error.code if error.status < 500 or error.retryable else "internal",
-                             _public_failure(error))
-            self._save(prepared, "".join(said) + ("\n\n" if said else "") + INTERRUPTED, [], None, None)
+        metrics = _TurnMetrics(started=time.perf_counter())
+        with bind(session_id=session.id, turn_id=turn_id, tenant=request.tenant), collecting() as measures:
+            try:
+                yield SessionEvent(session.id, turn_id)
+                said: list[str] = []
+                try:
+                    outcome = yield from _marking_first_delta(self._answer(prepared, said, metrics), metrics)
+                    yield CitationsEvent(outcome.citations)
+                    metrics.finished(outcome)
+                    yield Done(outcome.action, outcome.confidence, session.id, turn_id)
+                except Exception as exc:
+                    error = exc if isinstance(exc, AppError) else AppError()
+                    (log.warning if error.retryable else log.exception)("chat turn failed: %s", exc)
+                    metrics.status = error.status
+                    yield ErrorEvent(error.code if error.status < 500 or error.retryable else "internal",
+                                     _public_failure(error))
+                    self._save(prepared, "".join(said) + ("\n\n" if said else "") + INTERRUPTED, [], None, None)
+            finally:  # also when the consumer closes the stream early: every turn that began is counted once
+                metrics.log(request, measures)
 
-    def _answer(self, prepared: PreparedTurn, said: list[str]):
+    def _answer(self, prepared: PreparedTurn, said: list[str], metrics: _TurnMetrics):
         request, session = prepared.request, prepared.session
         message = request.message
         if _asks_for_human(message):
@@ -163,13 +180,16 @@ class ChatService:
         history = [HistoryMessage(m.role, m.text) for m in window]
         rewrite = self._rewriter.rewrite(message, history)
         topics = [request.topic] if request.topic else None
+        retrieval_started = time.perf_counter()
         result = self._retriever.retrieve(rewrite.query, request.tenant, top_k=self._settings.chat_max_sources,
                                           topics=topics)
+        metrics.retrieval_ms = _ms_since(retrieval_started)
         sources = [Source(number=i, title=d.title, text=source_text(d),
                           url=public_url(d.url, d.source_uri, self._settings.url_bases), document_id=d.document_id)
                    for i, d in enumerate(result.documents, 1)]
         assessment = self._gate.assess(rewrite.query, request.tenant, result.documents, sources)
         confidence = assessment.probability
+        metrics.confidence = confidence
         log.info("retrieved %d documents in %.0f ms, answerable with probability %.2f (query %s)",
                  len(result.documents), result.timings.get("total_ms", 0.0), confidence, rewrite.method,
                  extra={"labels": {"gate": json.dumps({k: round(v, 3) for k, v in assessment.features.items()})}})
@@ -189,7 +209,7 @@ class ChatService:
         links = LinkFilter((s.url for s in sources), policies)
         checker = CitationFilter((s.number for s in sources), renumber=True)
         action = None
-        for piece in self._stream_answer(answer_request):
+        for piece in self._stream_answer(answer_request, metrics):
             if isinstance(piece, Action):
                 action = piece
                 continue
@@ -228,10 +248,11 @@ class ChatService:
                     "; ".join(f"{h.question!r}" for h in earlier)
         return summary
 
-    def _stream_answer(self, request: AnswerRequest) -> Iterator[str | Action]:
+    def _stream_answer(self, request: AnswerRequest, metrics: _TurnMetrics) -> Iterator[str | Action]:
         """The configured answerer; if it fails before producing anything, the extractive one (a quoted answer
         beats an error). A failure after text was shown propagates (the turn ends with an error event)."""
         produced = False
+        metrics.model = _model_name(self._answerer)
         try:
             for piece in self._answerer.answer(request):
                 produced = True
@@ -240,6 +261,7 @@ class ChatService:
             if produced or self._answerer is self._fallback:
                 raise
             log.warning("answerer failed (%s), quoting the documentation instead: %s", type(exc).__name__, exc)
+            metrics.model = _model_name(self._fallback)
             yield from self._fallback.answer(request)
 
     def _dont_know(self, prepared: PreparedTurn, said: list[str], confidence: float):
@@ -308,6 +330,7 @@ class ChatService:
                      "feedback votes from this address")
         self._owned_session(tenant, session_id, user_token)
         self._memory.record_feedback(tenant, session_id, turn_id, rating, reason)
+        log_event(log, "feedback", message=f"feedback: {rating}", tenant=tenant, rating=rating)
 
     def handoff(self, tenant: str, session_id: str, reason: str, contact: str | None, *,
                 user_token: str | None = None, client_id: str = "", limit: int | None = None) -> dict:
@@ -373,6 +396,57 @@ class _Outcome:
     citations: list[Citation]
     action: str
     confidence: float
+
+
+@dataclass
+class _TurnMetrics:
+    """What the turn's `chat_turn` event reports, filled in as the turn goes (perf_counter seconds)."""
+
+    started: float
+    first_delta: float | None = None
+    retrieval_ms: float | None = None
+    model: str | None = None  # None when no answerer ran (small talk, a request for a person, the gate's refusal)
+    action: str = "error"  # until the turn finishes
+    confidence: float | None = None
+    sources: int = 0
+    status: int = 500  # a turn closed before it finished or failed is an error until proven otherwise
+
+    def finished(self, outcome: _Outcome) -> None:
+        self.action, self.confidence, self.sources, self.status = (outcome.action, outcome.confidence,
+                                                                   len(outcome.citations), 200)
+
+    def log(self, request: ChatRequest, measures: dict) -> None:
+        log_event(log, "chat_turn", severity=logging.INFO if self.status < 500 else logging.WARNING,
+                  message=f"chat turn: {self.action} ({self.status})",
+                  tenant=request.tenant, action=self.action,
+                  confidence=round(float(self.confidence), 4) if self.confidence is not None else None,
+                  streamed=request.streamed,
+                  first_delta_ms=(round((self.first_delta - self.started) * 1000, 1)
+                                  if self.first_delta is not None else None),
+                  total_ms=_ms_since(self.started), retrieval_ms=self.retrieval_ms, model=self.model,
+                  tokens_in=measures.get("tokens_in"), tokens_out=measures.get("tokens_out"),
+                  sources=self.sources, status=self.status)
+
+
+def _marking_first_delta(events, metrics: _TurnMetrics):
+    """`events` passed through, noting when the first text delta is handed on; returns what `events` returns."""
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as stop:
+            return stop.value
+        if metrics.first_delta is None and isinstance(event, Delta) and event.text:
+            metrics.first_delta = time.perf_counter()
+        yield event
+
+
+def _model_name(answerer) -> str:
+    """The generation model of an answerer ("gemini-2.5-flash"), or its name for one without a model (extractive)."""
+    return str(getattr(answerer, "model", None) or getattr(answerer, "name", None) or type(answerer).__name__)
+
+
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 1)
 
 
 def _enforce(decision, what: str) -> None:

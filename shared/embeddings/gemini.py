@@ -3,6 +3,7 @@
 Documents are embedded as RETRIEVAL_DOCUMENT and questions as RETRIEVAL_QUERY at EMBEDDING_DIMENSION (768, 1536 or
 3072 are the recommended sizes; vectors below 3072 are not normalised by the service, so the base class does it).
 After EMBED_MAX_RETRIES the error becomes `UpstreamUnavailable`, so Cloud Tasks redelivers the task later.
+Each failed call logs a `model_error` event (operation "embed"): WARNING when it is retried, ERROR when it is not.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from shared.embeddings import DOCUMENT, Embedder
 from shared.errors import ConfigurationError, UpstreamUnavailable
+from shared.logs import log_model_error
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ class GeminiEmbedder(Embedder):
                     raise UpstreamUnavailable(f"Gemini returned {len(vectors)} embeddings for {len(texts)} texts")
                 return vectors
             except errors.APIError as exc:
+                retry = exc.code in _RETRYABLE and attempt < self._max_retries
+                log_model_error(log, "embed", exc, retryable=exc.code in _RETRYABLE,
+                                severity=logging.WARNING if retry else logging.ERROR)
                 if exc.code not in _RETRYABLE:
                     if exc.code in (401, 403):
                         raise ConfigurationError(f"Gemini rejected the credentials ({exc.code})") from exc
@@ -89,4 +94,15 @@ class GeminiEmbedder(Embedder):
                 delay = self._retry_base * (2**attempt) * (0.5 + random.random())
                 log.warning("Gemini embeddings answered %s; retrying in %.1fs", exc.code, delay)
                 self._sleep(delay)
+            except UpstreamUnavailable:
+                raise
+            except Exception as exc:  # the connection failed (not retried here: the caller's retry takes it)
+                log_model_error(log, "embed", exc, retryable=_transport_failure(exc), severity=logging.ERROR)
+                raise
         raise AssertionError("unreachable")
+
+
+def _transport_failure(exc: BaseException) -> bool:
+    """A connection-level failure of the SDK's HTTP stack (httpx and kin), which a later retry may not meet."""
+    return isinstance(exc, (ConnectionError, TimeoutError)) or type(exc).__module__.split(".")[0] in (
+        "httpx", "httpx2", "httpcore")

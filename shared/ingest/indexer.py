@@ -16,6 +16,9 @@ written to the index or the chunks table until every vector exists, so the live 
 until the new one replaces it in the final call. Per-version counters in `timings` (reset by `kb requeue`):
 `embed_calls` (calls so far), `stalled_calls` (calls in a row that died with no batch done), `uncached_at_start`
 (texts without a vector when the last call began), `embedded` (texts embedded over all calls).
+
+A call that ends a version (indexed, or failed with its reason) logs one `ingest_version` event (stage "embed",
+shared/logs.py) with the call's duration; a continuation or a skip is no outcome of the version.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from shared.documents import Document, DocumentStore, Version, chunk_id, title_vector_id, vector_ids
 from shared.errors import AppError, TransientError
 from shared.ingest.chunker import chunk_document
-from shared.logs import bind
+from shared.logs import bind, log_event
 from shared.models import Chunk, ParsedDocument, VectorRecord
 
 log = logging.getLogger(__name__)
@@ -66,15 +69,25 @@ class Indexer:
                     self._store.set_status(version.id, "superseded")
                 log.info("embed skipped: %s", reason)
                 return IndexOutcome("skipped", reason)
+            started = time.perf_counter()
             try:
-                return self._index(doc, version)
+                outcome = self._index(doc, version)
             except TransientError as exc:
                 self._store.set_status(version.id, "queued", error=f"retrying: {exc}")
                 raise
             except AppError as exc:
                 self._store.set_status(version.id, "failed", error=str(exc))
                 log.error("embed failed: %s", exc)
-                return IndexOutcome("failed", str(exc))
+                outcome = IndexOutcome("failed", str(exc))
+            if outcome.outcome in ("indexed", "failed"):
+                log_event(log, "ingest_version", message=f"embed: {outcome.outcome}",
+                          severity=logging.INFO if outcome.outcome == "indexed" else logging.WARNING,
+                          tenant=doc.tenant, stage="embed", outcome=outcome.outcome,
+                          reason=outcome.detail[:500] if outcome.outcome == "failed" else None,
+                          document_id=doc.id,
+                          chunks=outcome.chunks if outcome.outcome == "indexed" else None,
+                          duration_ms=round((time.perf_counter() - started) * 1000, 1))
+            return outcome
 
     def add_missing_title_vectors(self, tenant: str, batch: int = 500) -> int:
         """Write the title vector of every live document that lacks one (documents indexed before the Indexer wrote

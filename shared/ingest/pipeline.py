@@ -12,6 +12,9 @@ Permanent trouble (unsupported, corrupt, empty, oversized on disk or once expand
 recorded and acknowledged; transient trouble (database, storage or queue unavailable) raises a TransientError so
 Eventarc delivers the event again. Text from object metadata is cleaned like parsed text (clean_text, clean_title):
 nothing PostgreSQL or Firestore cannot store reaches them.
+
+An event that gives a document version an outcome (recorded and queued, failed with its reason, deleted) logs it as
+one `ingest_version` event (stage "ingest", see shared/logs.py); embed logs the version's end (indexer.py).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from shared.documents import DocumentStore, document_id, vector_ids
 from shared.errors import BadRequest, DocumentRejected, DocumentTooLarge, FileTooLarge, RejectedByDatabase
 from shared.ingest.chunker import chunk_document
 from shared.ingest.parsers import ParseLimits, clean_text, clean_title, parse_document
-from shared.logs import bind
+from shared.logs import bind, log_event
 from shared.models import ParsedDocument, content_hash
 from shared.tenants import TENANT_ID
 
 log = logging.getLogger(__name__)
 
+VERSION_OUTCOMES = frozenset({"recorded", "failed", "deleted"})  # the others leave the versions as they were
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 DELETED = "google.cloud.storage.object.v1.deleted"
 # In a bucket that keeps versions, removing a file makes its live version noncurrent: GCS reports that as `archived`
@@ -124,6 +128,8 @@ class IngestOutcome:
     detail: str = ""
     document_id: str | None = None
     version_id: str | None = None
+    bytes: int | None = None  # the file's size, when it was known
+    chunks: int | None = None  # chunks embed will make (recorded) or that were removed (deleted)
 
 
 class IngestService:
@@ -143,18 +149,27 @@ class IngestService:
             except ValueError:
                 raise BadRequest(f"event time {event_time!r} is not RFC 3339") from None
         tenant = tenant_of(obj.metadata, self._settings.default_tenant)
+        started = time.perf_counter()
         with bind(event_id=event_id, object=obj.name, generation=obj.generation):
             try:
                 outcome = self._handle(event_id, event_type, event_time, obj, tenant)
             except RejectedByDatabase as error:  # not even the failure could be recorded on the version
                 log.error("ingest could not record %s: %s", obj.source_uri, error)
-                outcome = IngestOutcome("failed", str(error), document_id(tenant, obj.source_uri))
+                outcome = IngestOutcome("failed", str(error), document_id(tenant, obj.source_uri), bytes=obj.size)
             if outcome.outcome != "duplicate":
                 self._store.record_event(event_id, event_type, clean_text(tenant), obj.source_uri, obj.generation,
                                          outcome.outcome, clean_text(outcome.detail), outcome.document_id,
                                          outcome.version_id)
-            log.info("ingest %s: %s", event_type.rsplit(".", 1)[-1], outcome.outcome,
-                     extra={"labels": {"document_id": outcome.document_id or "", "outcome": outcome.outcome}})
+            labels = {"document_id": outcome.document_id or "", "outcome": outcome.outcome}
+            message = f"ingest {event_type.rsplit('.', 1)[-1]}: {outcome.outcome}"
+            if outcome.outcome in VERSION_OUTCOMES:
+                log_event(log, "ingest_version", message=message, labels=labels,
+                          tenant=clean_text(tenant)[:64], stage="ingest", outcome=outcome.outcome,
+                          reason=outcome.detail[:500] if outcome.outcome == "failed" else None,
+                          document_id=outcome.document_id, bytes=outcome.bytes, chunks=outcome.chunks,
+                          duration_ms=round((time.perf_counter() - started) * 1000, 1))
+            else:
+                log.info("%s", message, extra={"labels": labels})
             return outcome
 
     def _handle(self, event_id, event_type, event_time, obj: StorageObject, tenant: str) -> IngestOutcome:
@@ -169,7 +184,7 @@ class IngestService:
         if is_ignored(obj.name):
             return IngestOutcome("ignored", "folder placeholder or hidden file")
         if not TENANT_ID.fullmatch(tenant):
-            return IngestOutcome("failed", f"invalid tenant {tenant!r} in object metadata")
+            return IngestOutcome("failed", f"invalid tenant {tenant!r} in object metadata", bytes=obj.size)
         doc_id = document_id(tenant, obj.source_uri)
         if event_type in (DELETED, ARCHIVED):
             return self._delete(obj, tenant, doc_id)
@@ -225,7 +240,7 @@ class IngestService:
         self._queue.enqueue(version.id, tenant, attempt=obj.generation)
         self._store.set_status(version.id, "queued")
         return IngestOutcome("recorded", f"{len(parsed.blocks)} blocks, {prepared.chunk_count} chunks, queued for "
-                             "embedding", doc_id, version.id)
+                             "embedding", doc_id, version.id, bytes=len(data), chunks=prepared.chunk_count)
 
     def _record_failure(self, common: dict, digest: str, obj: StorageObject, error: DocumentRejected) -> IngestOutcome:
         title = clean_title(obj.metadata_text("title") or posixpath.basename(obj.name))
@@ -233,7 +248,7 @@ class IngestService:
         version = self._store.record_version(**common, title=title, content_hash=digest, blocks=None,
                                              status="failed", error=reason)
         log.warning("ingest rejected %s: %s", obj.source_uri, reason)
-        return IngestOutcome("failed", reason, common["doc_id"], version.id)
+        return IngestOutcome("failed", reason, common["doc_id"], version.id, bytes=obj.size)
 
     # -- deleted ---------------------------------------------------------------------------------------------------
     def _delete(self, obj: StorageObject, tenant: str, doc_id: str) -> IngestOutcome:
@@ -250,4 +265,4 @@ class IngestService:
             ids = self._store.chunk_ids(doc_id)
             self._vectors.delete(tenant, vector_ids(doc_id, ids))
             self._store.delete_document(doc_id, obj.generation)
-        return IngestOutcome("deleted", f"removed {len(ids)} chunks", doc_id)
+        return IngestOutcome("deleted", f"removed {len(ids)} chunks", doc_id, chunks=len(ids))

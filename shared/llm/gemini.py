@@ -17,6 +17,11 @@ GeminiRewriter asks for the standalone question only when `needs_context` says t
 short non-streaming call; any failure, or an empty or overlong reply, falls back to the rule rewriter.
 GeminiSummarizer folds new messages into the rolling summary, falling back likewise.
 
+Every failed call logs a `model_error` event (operation stream, rewrite or summary): WARNING when
+it is retried or a fallback answers (the chat service quotes the documentation when the answerer fails before any
+text, the rewriter and summarizer have their own), ERROR when the answer had begun and the turn fails. The
+answerer `note`s the token counts of the stream's last usage metadata (shared.logs) for the turn's event.
+
 google-genai is imported inside methods only: importing this module costs nothing at cold start.
 Thinking tokens count against maxOutputTokens, so every call gets `THINKING_HEADROOM_TOKENS` on top of its
 answer budget unless thinking is off; `fast_thinking_budget(model)` turns it off where the model allows
@@ -36,7 +41,17 @@ from typing import Any
 from shared.errors import UpstreamUnavailable
 from shared.llm import prompt
 from shared.llm.rewrite import needs_context
-from shared.llm.types import CLARIFY, HANDOFF, Action, Answerer, AnswerRequest, HistoryMessage, Rewrite, Rewriter
+from shared.llm.types import (
+    CLARIFY,
+    HANDOFF,
+    Action,
+    Answerer,
+    AnswerRequest,
+    HistoryMessage,
+    Rewrite,
+    Rewriter,
+)
+from shared.logs import log_model_error, note
 from shared.memory.models import Message
 from shared.memory.summary import Summarizer
 
@@ -86,6 +101,9 @@ class GeminiAnswerer(Answerer):
                 break
             except Exception as exc:
                 failure = _classify(exc, self.model)
+                retryable = failure is not None and failure[0]
+                log_model_error(log, "stream", exc, retryable=retryable,
+                                severity=logging.ERROR if reply.started else logging.WARNING)
                 if failure is None:
                     raise
                 retryable, detail = failure
@@ -101,6 +119,7 @@ class GeminiAnswerer(Answerer):
             finally:
                 if stream is not None and hasattr(stream, "close"):
                     stream.close()  # frees the connection when the caller stops early
+        note(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out)
         action = reply.action()
         if action is not None:
             yield action
@@ -127,9 +146,15 @@ class _Reply:
         self.decision: Action | None = None
         self.finish_reason = ""
         self.blocked = False
+        self.tokens_in: int | None = None  # the usage metadata of the last chunk that carried each count
+        self.tokens_out: int | None = None
 
     def take(self, response: Any) -> Iterator[str]:
-        """The text pieces of one streamed response; records function calls and the finish reason."""
+        """The text pieces of one streamed response; records function calls, the finish reason and token usage."""
+        usage = getattr(response, "usage_metadata", None)
+        if usage is not None:
+            self.tokens_in = _count(getattr(usage, "prompt_token_count", None), self.tokens_in)
+            self.tokens_out = _count(getattr(usage, "candidates_token_count", None), self.tokens_out)
         feedback = getattr(response, "prompt_feedback", None)
         if feedback is not None and feedback.block_reason:
             self.blocked = True
@@ -197,6 +222,7 @@ class GeminiRewriter(Rewriter):
             )
             query = _first_line(_text_of(response))
         except Exception as exc:
+            log_model_error(log, "rewrite", exc, retryable=_retryable(exc, self.model))
             log.warning("Gemini rewrite failed (%s); using the fallback rewriter", _describe(exc, self.model))
             return self._fallback.rewrite(message, history)
         if not query or len(query) > self.max_chars:
@@ -229,6 +255,7 @@ class GeminiSummarizer(Summarizer):
             )
             summary = _text_of(response).strip()
         except Exception as exc:
+            log_model_error(log, "summary", exc, retryable=_retryable(exc, self.model))
             log.warning("Gemini summary failed (%s); using the fallback summarizer", _describe(exc, self.model))
             return self._fallback.summarize(previous_summary, messages)
         if not summary:
@@ -360,6 +387,20 @@ def _bad_credentials(exc: Any) -> bool:
         return True
     text = f"{exc.message or ''} {exc.details or ''}"
     return exc.code == 400 and ("API_KEY_INVALID" in text or "API key" in text)
+
+
+def _retryable(exc: BaseException, model: str) -> bool:
+    """Whether a retry could help the failed call (for its model_error event)."""
+    try:
+        failure = _classify(exc, model)
+    except ImportError:
+        failure = None
+    return failure is not None and failure[0]
+
+
+def _count(value: Any, previous: int | None) -> int | None:
+    """A token count of the usage metadata, else the one seen before (a chunk may carry only some counts)."""
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else previous
 
 
 def _describe(exc: BaseException, model: str) -> str:

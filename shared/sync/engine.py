@@ -12,7 +12,10 @@ each, a successor task for the rest):
 
 A run is `complete` when nothing limited its discovery, else `partial` with its reasons (robots.txt or a sitemap
 failed, the start page was not 200, the site went down, the run's time ran out, too many errors); a partial run
-deletes nothing. Each run logs one structured summary line.
+deletes nothing. Each finished run logs one `sync_run` event (shared/logs.py lists the events): its status (the
+run's outcome: complete, partial, failed), every counter of the run under the engine's own names (the main ones
+always, 0 when nothing was counted), and its duration; the labels `job`, `tenant`, `source`, `run`, `outcome` stay
+for the readers of the labels.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from shared.logs import log_event
 from shared.sync.sources import Source, SourceStore
 from shared.sync.state import Busy, Page, Run, SyncState
 
@@ -51,6 +55,11 @@ class Content:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# The counters every sync_run event carries (0 when the run counted none), in the summary message's order.
+SUMMARY_COUNTERS = ("discovered", "unchanged", "new", "changed", "moved", "deleted", "withheld", "blocked_by_robots",
+                    "errors")
 
 
 class StepContext:
@@ -307,6 +316,7 @@ class SyncEngine:
         except Exception:  # noqa: BLE001 - the source was removed while its run waited
             run.reasons.append("source removed")
             self.state.finish(run, "failed")
+            self._log_summary(run)
             return {"run": run_id, "step": step, "status": "done", "outcome": "failed"}
         ctx = StepContext(self, source, run, time.monotonic() + budget)
         handler = self.handler(source, ctx)
@@ -428,16 +438,20 @@ class SyncEngine:
 
     def _log_summary(self, run: Run) -> None:
         summary = run.summary()
-        counts = summary["counts"]
-        log.info("sync %s/%s run %s %s in %.1f s: discovered %s, unchanged %s, new %s, changed %s, moved %s, "
-                 "deleted %s, withheld %s, blocked by robots %s, errors %s%s", run.tenant, run.source, run.id,
-                 run.outcome, summary["duration_s"], counts.get("discovered", 0), counts.get("unchanged", 0),
-                 counts.get("new", 0), counts.get("changed", 0), counts.get("moved", 0), counts.get("deleted", 0),
-                 counts.get("withheld", 0), counts.get("blocked_by_robots", 0), counts.get("errors", 0),
-                 f" ({'; '.join(run.reasons)})" if run.reasons else "",
-                 extra={"labels": {"job": "sync", "tenant": run.tenant, "source": run.source, "run": str(run.id),
-                                   "outcome": run.outcome},
-                        "json_fields": {"sync": summary}})
+        counts = {**dict.fromkeys(SUMMARY_COUNTERS, 0), **summary["counts"]}
+        message = ("sync {}/{} run {} {} in {:.1f} s: discovered {}, unchanged {}, new {}, changed {}, moved {}, "
+                   "deleted {}, withheld {}, blocked by robots {}, errors {}{}").format(
+            run.tenant, run.source, run.id, run.outcome, summary["duration_s"],
+            *(counts[name] for name in SUMMARY_COUNTERS), f" ({'; '.join(run.reasons)})" if run.reasons else "")
+        fields = {"tenant": run.tenant, "source": run.source, "run": str(run.id), "status": run.outcome,
+                  "kind": run.kind, "trigger": run.trigger, "dry_run": bool(run.dry_run),
+                  "duration_s": float(summary["duration_s"])}
+        # The counters under the engine's names; one that shares a name with a field above cannot replace it.
+        fields.update({name: int(n) for name, n in counts.items() if name not in fields and isinstance(n, int)})
+        log_event(log, "sync_run", message=message,
+                  labels={"job": "sync", "tenant": run.tenant, "source": run.source, "run": str(run.id),
+                          "outcome": run.outcome},
+                  **fields)
 
     # -- approving withheld deletions ------------------------------------------------------------------------------
     def approve(self, tenant: str, name: str) -> dict:
