@@ -17,10 +17,10 @@ gap. Sentences of a document that give orders to an AI assistant are removed fro
 sees them.
 
 Each turn logs one `chat_turn` event when it ends, failed or not (shared/logs.py lists the events): its action
-(`error` for a failed turn), confidence, whether it streamed, the times to the first text delta, in total and in
-retrieval, the model that wrote the answer ("extractive" for the quoting fallback), Gemini's token counts when it
-reported them, how many sources the answer cites and the turn's HTTP status (the error's, for a failed turn). Each
-vote logs one `feedback` event.
+(`dont_know` for a hand-off because the documents had no answer, `error` for a failed turn), confidence, whether it
+streamed, the times to the first text delta, in total and in retrieval, the model that wrote the answer
+("extractive" for the quoting fallback), Gemini's token counts when it reported them, how many sources the answer
+cites and the turn's HTTP status (the error's, for a failed turn). Each vote logs one `feedback` event.
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ class ChatService:
                 yield from _say(DONT_KNOW, said)
             said[:] = [_CITATION_MARKER.sub("", "".join(said))]  # a refusal is stored without citing anything
             self._gap(request, session, confidence)
-            return self._finish(prepared, said, [], "handoff", confidence)
+            return self._finish(prepared, said, [], "handoff", confidence, dont_know=True)
         by_number = {s.number: (s, d) for s, d in zip(sources, result.documents)}
         citations = [_citation(shown, *by_number[n]) for shown, n in enumerate(checker.cited, 1)]
         kind = "clarify" if action is not None and action.kind == "clarify" else "answer"
@@ -267,7 +267,7 @@ class ChatService:
     def _dont_know(self, prepared: PreparedTurn, said: list[str], confidence: float):
         yield from _say(DONT_KNOW, said)
         self._gap(prepared.request, prepared.session, confidence)
-        return self._finish(prepared, said, [], "handoff", confidence)
+        return self._finish(prepared, said, [], "handoff", confidence, dont_know=True)
 
     def _gap(self, request: ChatRequest, session, confidence: float) -> None:
         try:
@@ -276,9 +276,10 @@ class ChatService:
             log.warning("could not record a coverage gap: %s", exc)
 
     def _finish(self, prepared: PreparedTurn, said: list[str], citations: list[Citation], action: str,
-                confidence: float) -> _Outcome:
+                confidence: float, dont_know: bool = False) -> _Outcome:
+        """`dont_know`: the documents did not answer (a coverage gap), as opposed to a person asked for."""
         self._save(prepared, "".join(said), citations, action, confidence)
-        return _Outcome(citations, action, confidence)
+        return _Outcome(citations, action, confidence, dont_know)
 
     def _save(self, prepared: PreparedTurn, text: str, citations: list[Citation], action: str | None,
               confidence: float | None) -> None:
@@ -396,6 +397,7 @@ class _Outcome:
     citations: list[Citation]
     action: str
     confidence: float
+    dont_know: bool = False
 
 
 @dataclass
@@ -412,7 +414,10 @@ class _TurnMetrics:
     status: int = 500  # a turn closed before it finished or failed is an error until proven otherwise
 
     def finished(self, outcome: _Outcome) -> None:
-        self.action, self.confidence, self.sources, self.status = (outcome.action, outcome.confidence,
+        # The API says `handoff` both when a person was asked for and when the documents had no answer; the event
+        # tells them apart (`dont_know`), so the dashboard's don't-know and hand-off rates are separate.
+        action = "dont_know" if outcome.dont_know else outcome.action
+        self.action, self.confidence, self.sources, self.status = (action, outcome.confidence,
                                                                    len(outcome.citations), 200)
 
     def log(self, request: ChatRequest, measures: dict) -> None:

@@ -293,3 +293,20 @@ def test_one_feedback_event_per_vote(chat, events):
     assert len(memory.votes) == 2
     assert client.post("/v1/feedback", json={"session_id": "nope", "turn_id": "t", "rating": "up"}).status_code == 404
     assert len(events.of("feedback")) == 2  # a vote that was not recorded is not counted
+
+
+def test_a_dont_know_is_told_apart_from_a_request_for_a_person(chat, events, monkeypatch):
+    """The API says `handoff` for both; the event says `dont_know` when the documents had no answer."""
+    monkeypatch.setattr(Gate, "assess", lambda self, q, t, d, s: Assessment(
+        probability=0.1, answerable=False, features={"coverage": 0.0}, terms=[], passages=[]))
+    client, _ = chat(ANSWER)
+    response = ask_json(client)
+    assert response.status_code == 200 and response.get_json()["action"] == "handoff"
+    [turn] = events.of("chat_turn")
+    assert turn["action"] == "dont_know" and turn["confidence"] == 0.1
+
+    client, _ = chat(ANSWER)
+    response = client.post("/v1/chat", json={"message": "I want to talk to a human"},
+                           headers={"Accept": "application/json"})
+    assert response.get_json()["action"] == "handoff"
+    assert events.of("chat_turn")[-1]["action"] == "handoff"
