@@ -73,3 +73,6 @@ coldstart: setup  ## import time of each function's module in a fresh interprete
 
 clean:
 	rm -rf dist .pytest_cache test-artifacts
+
+tfcheck: setup  ## offline Terraform checks: fmt, validate, test, checkov, discovery (infra/tfcheck); ARGS="validate --dir x"
+	$(BIN)/python -m infra.tfcheck $(or $(ARGS),all)
