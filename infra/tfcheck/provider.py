@@ -161,28 +161,55 @@ def _state(value: Any) -> pb.DynamicValue:
 class GoogleStandIn(rpc.ProviderServicer):
     """The plugin protocol 6 server: schema from the rebuilt JSON, no calls to any API."""
 
-    def __init__(self, schema: dict):
-        self.provider = schema["provider"]
-        self.resources = schema["resource_schemas"]
-        self.data_sources = schema["data_source_schemas"]
+    def __init__(self, schema_file: Path):
+        self.schema_file = schema_file
+        self._schema: dict | None = None
         self._schema_response: pb.GetProviderSchema.Response | None = None
+
+    def _load(self) -> dict:
+        # Terraform starts the plugin several times per command, mostly only to ask for the schema: the JSON is
+        # read on the first call that needs it, the schema response comes from a serialized copy (see below).
+        if self._schema is None:
+            data = json.loads(self.schema_file.read_text())
+            self._schema = next(iter(data["provider_schemas"].values()))
+        return self._schema
+
+    @property
+    def provider(self) -> dict:
+        return self._load()["provider"]
+
+    @property
+    def resources(self) -> dict:
+        return self._load()["resource_schemas"]
+
+    @property
+    def data_sources(self) -> dict:
+        return self._load()["data_source_schemas"]
 
     def _capabilities(self) -> pb.ServerCapabilities:
         return pb.ServerCapabilities(plan_destroy=True, get_provider_schema_optional=False)
 
     def GetMetadata(self, request, context):
+        full = self.GetProviderSchema(request, context)
         return pb.GetMetadata.Response(
             server_capabilities=self._capabilities(),
-            resources=[pb.GetMetadata.ResourceMetadata(type_name=n) for n in self.resources],
-            data_sources=[pb.GetMetadata.DataSourceMetadata(type_name=n) for n in self.data_sources])
+            resources=[pb.GetMetadata.ResourceMetadata(type_name=n) for n in full.resource_schemas],
+            data_sources=[pb.GetMetadata.DataSourceMetadata(type_name=n) for n in full.data_source_schemas])
 
     def GetProviderSchema(self, request, context):
         if self._schema_response is None:
-            self._schema_response = pb.GetProviderSchema.Response(
-                provider=_schema_pb(self.provider),
-                resource_schemas={n: _schema_pb(s) for n, s in self.resources.items()},
-                data_source_schemas={n: _schema_pb(s) for n, s in self.data_sources.items()},
-                server_capabilities=self._capabilities())
+            cached = self.schema_file.with_suffix(".pb")
+            if cached.exists() and cached.stat().st_mtime >= self.schema_file.stat().st_mtime:
+                self._schema_response = pb.GetProviderSchema.Response.FromString(cached.read_bytes())
+            else:
+                self._schema_response = pb.GetProviderSchema.Response(
+                    provider=_schema_pb(self.provider),
+                    resource_schemas={n: _schema_pb(s) for n, s in self.resources.items()},
+                    data_source_schemas={n: _schema_pb(s) for n, s in self.data_sources.items()},
+                    server_capabilities=self._capabilities())
+                tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(self._schema_response.SerializeToString())
+                os.replace(tmp, cached)
         return self._schema_response
 
     def ValidateProviderConfig(self, request, context):
@@ -255,8 +282,6 @@ class GoogleStandIn(rpc.ProviderServicer):
 
 def serve(schema_file: Path) -> None:
     """Start the gRPC server, print go-plugin's handshake line on stdout, and run until Terraform stops us."""
-    data = json.loads(schema_file.read_text())
-    schema = next(iter(data["provider_schemas"].values()))
     stopped = futures.Future()
 
     class Controller(controller_rpc.GRPCControllerServicer):
@@ -270,7 +295,7 @@ def serve(schema_file: Path) -> None:
             return iter([])
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    rpc.add_ProviderServicer_to_server(GoogleStandIn(schema), server)
+    rpc.add_ProviderServicer_to_server(GoogleStandIn(schema_file), server)
     controller_rpc.add_GRPCControllerServicer_to_server(Controller(), server)
     stdio_rpc.add_GRPCStdioServicer_to_server(Stdio(), server)
     with tempfile.TemporaryDirectory(prefix="tfcheck-plugin-") as tmp:
