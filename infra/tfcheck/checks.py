@@ -114,8 +114,8 @@ def run_validate(module: Path) -> CheckResult:
         return CheckResult("validate", ok, "\n".join(lines))
 
 
-def run_terraform_test(module: Path, *args: str) -> CheckResult:
-    """``terraform test`` on a copy of ``module``; ``args`` go to terraform (e.g. ``-filter=tests/x.tftest.hcl``)."""
+def run_terraform_test(module: Path, args: list[str] | tuple[str, ...] = ()) -> CheckResult:
+    """``terraform test`` on a copy of ``module``; ``args`` go to terraform (``["-filter=tests/x.tftest.hcl"]``)."""
     with tempfile.TemporaryDirectory(prefix="tfcheck-") as tmp:
         work = _work_copy(module, Path(tmp))
         failed = _init(work)

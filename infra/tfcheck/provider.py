@@ -10,8 +10,9 @@ certificate). What it answers:
 - ValidateResourceConfig / ValidateDataResourceConfig: what the schema adds beyond types, which the real provider
   also checks at validate time: enum values (``Possible values``), and IAM roles of the form ``roles/...``.
 - PlanResourceChange: the proposed state with every unset computed attribute unknown (as the real provider
-  plans a create); ApplyResourceChange: the planned state with unknowns resolved (null, ``id`` made up).
-- ReadResource, UpgradeResourceState, ReadDataSource: pass the given state or config back.
+  plans a create); ApplyResourceChange: the planned state with unknowns settled to made-up values of their type.
+- ReadResource, UpgradeResourceState: pass the given state back; ReadDataSource: the config, computed
+  attributes made up.
 
 It knows nothing Google Cloud knows: cross-field rules, regex validators and whether a role or API exists.
 """
@@ -128,15 +129,43 @@ def plan_unknowns(block: dict, proposed: Any, creating: bool) -> Any:
     return out
 
 
-def resolve_unknowns(value: Any) -> Any:
-    """Apply: every value still unknown becomes null (the stand-in has nothing real to report)."""
+def _made_up(cty_type: Any) -> Any:
+    """A value of ``cty_type`` for a computed attribute after apply, as Terraform's own mock provider makes them."""
+    if cty_type == "string":
+        return uuid.uuid4().hex[:8]
+    if cty_type == "number":
+        return 0
+    if cty_type == "bool":
+        return False
+    if isinstance(cty_type, list) and cty_type[0] in ("list", "set"):
+        return []
+    if isinstance(cty_type, list) and cty_type[0] == "map":
+        return {}
+    return None
+
+
+def settle(block: dict, value: Any) -> Any:
+    """Apply: every attribute still unknown gets a made-up value of its type (an email, a URI, a number...)."""
     if value is Unknown:
         return None
-    if isinstance(value, dict):
-        return {k: resolve_unknowns(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve_unknowns(v) for v in value]
-    return value
+    if not isinstance(value, dict):
+        return value
+    out = dict(value)
+    for name, attr in block.get("attributes", {}).items():
+        if out.get(name) is Unknown:
+            out[name] = _made_up(attr["type"])
+    for name, nested in block.get("block_types", {}).items():
+        v = out.get(name)
+        mode = nested["nesting_mode"]
+        if v is None or v is Unknown:
+            out[name] = None if mode in ("single", "group") else ({} if mode == "map" else [])
+        elif mode in ("single", "group"):
+            out[name] = settle(nested["block"], v)
+        elif mode == "map":
+            out[name] = {k: settle(nested["block"], o) for k, o in v.items()}
+        else:
+            out[name] = [settle(nested["block"], o) for o in v]
+    return out
 
 
 def _diagnostics(problems: list[tuple[str, str, list]]) -> list[pb.Diagnostic]:
@@ -260,7 +289,8 @@ class GoogleStandIn(rpc.ProviderServicer):
             return pb.ApplyResourceChange.Response(new_state=_state(None))
         if planned.get("id") is Unknown:
             planned["id"] = f"stand-in/{request.type_name}/{uuid.uuid4().hex[:12]}"
-        return pb.ApplyResourceChange.Response(new_state=_state(resolve_unknowns(planned)),
+        schema = self.resources.get(request.type_name, {"block": {}})
+        return pb.ApplyResourceChange.Response(new_state=_state(settle(schema["block"], planned)),
                                                private=request.planned_private)
 
     def ImportResourceState(self, request, context):
@@ -271,7 +301,8 @@ class GoogleStandIn(rpc.ProviderServicer):
         if schema is None:
             return pb.ReadDataSource.Response(diagnostics=_error(f"unknown data source {request.type_name}"))
         config = read_dynamic_value(request.config)
-        return pb.ReadDataSource.Response(state=_state(resolve_unknowns(plan_unknowns(schema["block"], config, True))))
+        return pb.ReadDataSource.Response(state=_state(settle(schema["block"], plan_unknowns(schema["block"], config,
+                                                                                              True))))
 
     def GetFunctions(self, request, context):
         return pb.GetFunctions.Response()

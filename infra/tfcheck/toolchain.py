@@ -57,7 +57,7 @@ def ensure_venv(venv: Path, requirements: Path) -> Path:
 
 
 def _run_or_fail(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT)
     if proc.returncode != 0:
         raise ToolMissing(f"{what} failed (exit {proc.returncode}):\n{(proc.stderr or proc.stdout).strip()[-3000:]}")
 
@@ -65,7 +65,10 @@ def _run_or_fail(cmd: list[str], what: str) -> None:
 def provider_plugin_dir() -> Path:
     """A ``-plugin-dir`` holding the stand-in hashicorp/google at the version the schema was generated from."""
     python = ensure_venv(TFCHECK_VENV, TFCHECK_REQUIREMENTS)
-    schema_file = schema.ensure_schema()
+    schema_file = schema.schema_path()
+    if not schema_file.exists():
+        # In a process of its own: reading the 131 MB .jsii costs ~750 MB that the caller (pytest) would keep.
+        _run_or_fail([sys.executable, "-m", "infra.tfcheck.schema"], "rebuilding the google provider schema")
     version = schema.PROVIDER_VERSION
     exe_dir = PLUGIN_DIR / "registry.terraform.io" / "hashicorp" / "google" / version / "linux_amd64"
     exe_dir.mkdir(parents=True, exist_ok=True)

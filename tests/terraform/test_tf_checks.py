@@ -4,6 +4,8 @@ right message. Module-specific mutations use the same ``mutation`` fixture (see 
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from infra.tfcheck import (
@@ -34,6 +36,10 @@ def test_tf_fixture_module_passes(check, fixture_module, run_check):
     # The baseline of every mutation below: without the mistake, the same check passes.
     result = run_check(RUNNERS[check], fixture_module)
     assert result.ok, str(result)
+    if check == "test":
+        # tests/standin.tftest.hcl runs against the stand-in provider itself (no mock_provider): its plan, apply,
+        # state read and destroy.
+        assert 'run "second_apply_reads_the_state"... pass' in result.output
 
 
 def test_tf_validate_rejects_unknown_argument(mutation, fixture_module):
@@ -106,7 +112,7 @@ def test_tf_public_invoker_fails_checkov(mutation, fixture_module):
 
 
 def test_tf_public_invoker_fails_terraform_test(mutation, fixture_module):
-    mutation(run_terraform_test, fixture_module,
+    mutation(functools.partial(run_terraform_test, args=["-filter=tests/module.tftest.hcl"]), fixture_module,
              {"main.tf": (r"invoker_member = .*", 'invoker_member = "allUsers"')},
              r"(?s)run \"embed_is_private\"\.\.\. fail.*must not be invocable by everyone")
 
@@ -125,3 +131,22 @@ def test_tf_mutated_copy_leaves_the_source_alone(fixture_module, tmp_path):
 
 def test_tf_dashboard_placeholders_become_dummies():
     assert render_placeholders('{"a": "${name}-x", "b": ${n}}') == '{"a": "x-x", "b": 1}'
+
+
+def test_tf_missing_terraform_is_named(monkeypatch, fixture_module, capsys):
+    from infra.tfcheck import ToolMissing
+    from infra.tfcheck.__main__ import main
+
+    monkeypatch.setenv("TERRAFORM", "no-such-terraform-binary")
+    with pytest.raises(ToolMissing, match="terraform is not installed"):
+        run_fmt(fixture_module)
+    assert main(["fmt", "--dir", str(fixture_module)]) == 1
+    assert "fmt: TOOL MISSING: terraform is not installed" in capsys.readouterr().out
+
+
+def test_tf_missing_tool_fails_under_ci(monkeypatch, fixture_module, run_check):
+    monkeypatch.setenv("TERRAFORM", "no-such-terraform-binary")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true and a tool is missing"):
+        run_check(run_fmt, fixture_module)
+
