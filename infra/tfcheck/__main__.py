@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: TOOL MISSING: {exc}")
             failed.append(name)
             continue
-        print(f"{result} ({time.monotonic() - started:.1f} s)", flush=True)
+        print(f"{name}: {'ok' if result.ok else 'FAILED'} ({time.monotonic() - started:.1f} s)")
+        if result.output:
+            print(result.output)
+        sys.stdout.flush()
         if not result.ok:
             failed.append(name)
     if failed:

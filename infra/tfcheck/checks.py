@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.tfcheck import discovery, toolchain
+from infra.tfcheck import discovery, schema, toolchain
 
 CHECKS = ("fmt", "validate", "test", "checkov", "discovery")
 _IGNORED = shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate", "*.tfstate.backup")
@@ -80,7 +80,11 @@ def _init(work: Path) -> CheckResult | None:
     proc = _run([toolchain.terraform(), "init", "-backend=false", f"-plugin-dir={plugins}", "-input=false",
                  "-no-color"], work)
     if proc.returncode != 0:
-        return CheckResult("init", False, (proc.stdout + proc.stderr).strip())
+        out = (proc.stdout + proc.stderr).strip()
+        if "Failed to query available provider packages" in out or "Failed to install provider" in out:
+            out += ("\n\ntfcheck: only hashicorp/google = " + schema.PROVIDER_VERSION + " is served offline (a "
+                    "stand-in); any other provider (archive, random, google-beta) cannot be installed here.")
+        return CheckResult("init", False, out)
     return None
 
 
@@ -123,7 +127,7 @@ def run_terraform_test(module: Path, args: list[str] | tuple[str, ...] = ()) -> 
             return CheckResult("test", False, failed.output)
         proc = _run([toolchain.terraform(), "test", "-no-color", *args], work)
         out = (proc.stdout + proc.stderr).strip()
-        if "0 passed, 0 failed" in out or "no test files" in out.lower():
+        if re.search(r"\b0 passed, 0 failed", out) or "no test files" in out.lower():
             return CheckResult("test", False, f"no terraform tests ran in {module}/tests:\n{out}")
         return CheckResult("test", proc.returncode == 0, out)
 

@@ -150,3 +150,9 @@ def test_tf_missing_tool_fails_under_ci(monkeypatch, fixture_module, run_check):
     with pytest.raises(pytest.fail.Exception, match="CI=true and a tool is missing"):
         run_check(run_fmt, fixture_module)
 
+
+
+def test_tf_discovery_rejects_wrong_types(mutation, fixture_module):
+    mutation(run_discovery, fixture_module,
+             {DASHBOARD: (r'"columns": 48', '"columns": "wide"'), CLOUDBUILD: (r"^timeout: 1200s", "timeout: 20m")},
+             r"(?s)Build\.timeout: '20m' is not a duration.*Dashboard\.mosaicLayout\.columns: expected an integer")
