@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval bench-answers fit-answerability bench-hostile bench-sync sync coldstart pinecone-index clean
+.PHONY: setup dev test test-fast package migrate status tenants gaps bench-ingest bench-retrieval bench-answers fit-answerability bench-hostile bench-sync sync coldstart pinecone-index tfcheck clean
 
 $(BIN)/.installed: requirements.txt requirements-unit.txt requirements-dev.txt requirements-local.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,3 +76,6 @@ coldstart: setup  ## import time of each function's module in a fresh interprete
 
 clean:
 	rm -rf dist .pytest_cache test-artifacts
+
+tfcheck: setup  ## offline Terraform checks: fmt, validate, test, checkov, discovery (infra/tfcheck); ARGS="validate --dir x"
+	$(BIN)/python -m infra.tfcheck $(or $(ARGS),all)
