@@ -108,7 +108,7 @@ check "function_urls" {
 
 # --- who may call what ------------------------------------------------------------------------------------------------
 resource "google_cloud_run_v2_service_iam_member" "chat_public" {
-  #checkov:skip=CKV_GCP_102:chat is the public endpoint the web widget calls from visitors' browsers; it limits callers by origin, site key and rate limits.
+  #checkov:skip=CKV2_SUPPORT_1:chat is the public endpoint the web widget calls from visitors' browsers; it limits callers by origin, site key and rate limits.
   project  = var.project_id
   location = var.region
   name     = module.function["chat"].name

@@ -142,6 +142,15 @@ def render_placeholders(template: str) -> str:
     return "".join(out)
 
 
+def check_dashboard(text: str, origin: Path) -> list[str]:
+    """A rendered dashboard JSON as a monitoring v1 ``Dashboard``; problems are reported against ``origin``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return [f"{origin}: the rendered dashboard is not JSON: {exc}"]
+    return [f"{origin}: {p}" for p in validate(value, "monitoring.v1", "Dashboard")]
+
+
 def check_dashboard_template(path: Path) -> list[str]:
     """A dashboard ``*.json.tftpl`` as a monitoring v1 ``Dashboard``, placeholders filled with dummies."""
     try:

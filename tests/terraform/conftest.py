@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def mutation(run_check, tmp_path):
     output matching the regex ``expected``. Returns the :class:`CheckResult` for further asserts."""
 
     def run(check, src: Path, mutations: dict[str, tuple[str, str]], expected: str):
-        copy = mutated_copy(src, mutations, tmp_path / "mutant")
+        copy = mutated_copy(src, mutations, Path(tempfile.mkdtemp(prefix="mutant-", dir=tmp_path)))
         return assert_fails(run_check(check, copy), expected)
 
     return run
