@@ -507,8 +507,8 @@ _ROUTES = {
 }
 
 
-class _PineconeHandler(JsonHandler):
-    server: PineconeIndexServer
+class _PineconeRequestHandler(JsonHandler):
+    """What both planes do first: read and record the request, give it a request id, check the Api-Key."""
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -520,6 +520,10 @@ class _PineconeHandler(JsonHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        raise NotImplementedError
+
+    def _begin(self) -> tuple[bytes, object, dict[str, str], bool]:
+        """(raw body, parsed JSON or None, response headers, whether the Api-Key is accepted)."""
         raw = self.read_body()
         try:
             body = self.parse_json(raw)
@@ -527,9 +531,16 @@ class _PineconeHandler(JsonHandler):
             body = None
         self.server.record(self.command, self.path, body)
         headers = {"x-pinecone-request-id": self.server.next_request_id()}
-
         key = self.headers.get("Api-Key")
-        if not key or (self.server.api_key is not None and key != self.server.api_key):
+        return raw, body, headers, bool(key) and (self.server.api_key is None or key == self.server.api_key)
+
+
+class _PineconeHandler(_PineconeRequestHandler):
+    server: PineconeIndexServer
+
+    def _dispatch(self) -> None:
+        raw, body, headers, authorized = self._begin()
+        if not authorized:
             self.send_text(401, "Invalid API Key", headers)
             return
         try:
@@ -719,29 +730,13 @@ def _managed_deployment(deployment: Any) -> dict[str, Any]:
     return {"deployment_type": "managed", "cloud": cloud, "region": region}
 
 
-class _ControlPlaneHandler(JsonHandler):
+class _ControlPlaneHandler(_PineconeRequestHandler):
     server: PineconeControlPlane
 
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
     def _dispatch(self) -> None:
-        raw = self.read_body()
+        _, body, headers, authorized = self._begin()
         try:
-            body = self.parse_json(raw)
-        except BadJson:
-            body = None
-        self.server.record(self.command, self.path, body)
-        headers = {"x-pinecone-request-id": self.server.next_request_id()}
-        key = self.headers.get("Api-Key")
-        try:
-            if not key or (self.server.api_key is not None and key != self.server.api_key):
+            if not authorized:
                 raise ControlPlaneError(401, "Invalid API Key")
             failure = self.server.take_failure()
             if failure is not None:

@@ -9,8 +9,6 @@ retrieval and the answerability gate."""
 from __future__ import annotations
 
 import functools
-import json
-import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,9 +22,9 @@ from shared.chat.service import ChatService
 from shared.config import get_settings
 from shared.llm import RuleRewriter
 from shared.llm.gemini import GeminiAnswerer
-from shared.logs import JsonFormatter
 from shared.memory.models import Session
 from shared.retrieval.hybrid import ChunkHit, DocumentHit
+from tests.logevents import watching
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "gemini-2.5-flash"
@@ -158,33 +156,11 @@ def chat(app, configure, monkeypatch):
     return start
 
 
-class Events(logging.Handler):
-    """The records of the watched loggers as JSON lines (JsonFormatter), parsed back."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.lines: list[str] = []
-
-    def emit(self, record):
-        self.lines.append(self.format(record))
-
-    def of(self, event: str) -> list[dict]:
-        return [entry for entry in map(json.loads, self.lines) if entry.get("event") == event]
-
 
 @pytest.fixture
 def events():
-    handler = Events()
-    loggers = [logging.getLogger(n) for n in ("shared.chat.service", "shared.llm.gemini")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)  # the function sets the root to LOG_LEVEL=WARNING; events are INFO
-    yield handler
-    for logger, level in zip(loggers, levels):
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    with watching("shared.chat.service", "shared.llm.gemini") as handler:
+        yield handler
 
 
 ANSWER = [chunk("Refunds take ", prompt=120), chunk("5 days [1].", prompt=120, candidates=7, finish="STOP")]

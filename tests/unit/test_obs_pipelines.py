@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,41 +21,20 @@ from shared.embeddings.hashing import HashingEmbedder
 from shared.errors import ConfigurationError, UpstreamUnavailable
 from shared.ingest.indexer import Indexer
 from shared.ingest.pipeline import DELETED, FINALIZED, IngestService
-from shared.logs import JsonFormatter
 from shared.sync.engine import SUMMARY_COUNTERS, SyncEngine
 from shared.sync.state import Run
+from tests.logevents import watching
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "kb"
 
 
-class Events(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.lines: list[str] = []
-
-    def emit(self, record):
-        self.lines.append(self.format(record))
-
-    def of(self, event: str) -> list[dict]:
-        return [entry for entry in map(json.loads, self.lines) if entry.get("event") == event]
-
 
 @pytest.fixture
 def events():
-    handler = Events()
-    names = ("shared.ingest.pipeline", "shared.ingest.indexer", "shared.sync.engine", "shared.embeddings.gemini",
-             "functions.scrape")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    yield handler
-    for logger, level in zip(loggers, levels):
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    with watching("shared.ingest.pipeline", "shared.ingest.indexer", "shared.sync.engine", "shared.embeddings.gemini",
+                  "functions.scrape") as handler:
+        yield handler
 
 
 # --- ingest ----------------------------------------------------------------------------------------------------------
@@ -198,18 +176,10 @@ def run(**overrides) -> Run:
     return Run(**{**fields, **overrides})
 
 
-def test_a_finished_run_is_one_sync_run_with_numeric_counters_and_the_labels():
+def test_a_finished_run_is_one_sync_run_with_numeric_counters_and_the_labels(events):
     engine = SyncEngine(settings(), db=None, objects=None)
-    handler = Events()
-    logger = logging.getLogger("shared.sync.engine")
-    logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
-    try:
-        engine._log_summary(run())
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    [event] = handler.of("sync_run")
+    engine._log_summary(run())
+    [event] = events.of("sync_run")
     assert (event["tenant"], event["source"], event["run"], event["status"], event["dry_run"]) == (
         "acme", "docs", "41", "partial", False)
     assert event["duration_s"] == 150.0 and isinstance(event["duration_s"], float)
