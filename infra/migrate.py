@@ -3,6 +3,7 @@
     python -m infra.migrate            # uses DATABASE_URL or CLOUD_SQL_INSTANCE, like the functions
     python -m infra.migrate --status   # list applied and pending migrations
     python -m infra.migrate --grant USER [USER ...]   # then give these database users the functions' privileges
+    python -m infra.migrate --vector-dimension 768   # pgvector: fix the dimension and build its index as the owner
 
 Each file runs in its own transaction and is recorded in `schema_migrations`; a file already recorded is skipped,
 and a file whose content changed after it was applied is reported as an error (write a new migration instead).
@@ -119,6 +120,9 @@ def grant_privileges(db: Database, users: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--status", action="store_true", help="list applied and pending migrations, change nothing")
+    parser.add_argument("--vector-dimension", type=int, metavar="N",
+                        help="VECTOR_BACKEND=pgvector: build the vector index for N dimensions now (the functions' "
+                        "users cannot create indexes)")
     parser.add_argument("--grant", nargs="+", metavar="USER", default=[],
                         help="database users (the functions' IAM users) to give row privileges after migrating")
     args = parser.parse_args(argv)
@@ -138,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         applied = apply_migrations(db)
         print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "; up to date"))
+        if args.vector_dimension:
+            from shared.vectors.pgvector import PgVectorIndex
+
+            PgVectorIndex(db).prepare(args.vector_dimension)
+            print(f"vector index ready for {args.vector_dimension} dimensions")
         if args.grant:
             grant_privileges(db, args.grant)
             print(f"granted row privileges to {len(args.grant)} user(s)")

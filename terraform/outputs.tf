@@ -52,3 +52,8 @@ output "smoke_origin" {
   description = "The first allowed origin: the smoke test (tests/system) sends it as the widget's page would."
   value       = var.allowed_origins[0]
 }
+
+output "pgvector_dimension" {
+  description = "With vector_backend = pgvector, the dimension whose index the migrations build (`infra.migrate --vector-dimension`); 0 with Pinecone."
+  value       = var.vector_backend == "pgvector" ? var.gemini.dimension : 0
+}

@@ -70,8 +70,13 @@ class PgVectorIndex(VectorIndex):
                 self._dimension = row[0]
         return self._dimension
 
+    def prepare(self, dimension: int) -> None:
+        """Fix the dimension and build its HNSW index now, as the schema's owner (`python -m infra.migrate
+        --vector-dimension`): in Cloud SQL the functions' users may write rows but not create indexes."""
+        self._claim_dimension(dimension)
+
     def _claim_dimension(self, dimension: int) -> None:
-        """The first upsert fixes the index's dimension and builds the HNSW index for it."""
+        """The first upsert fixes the index's dimension and builds the HNSW index for it (unless `prepare` did)."""
         with self._lock, self._db.transaction() as cur:
             cur.execute(
                 "INSERT INTO vector_index_meta (name, dimension) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",

@@ -73,3 +73,30 @@ def test_an_ungranted_user_reads_nothing(database_url, function_user):
 def test_a_user_name_that_is_not_a_name_is_refused(db):
     with pytest.raises(SystemExit, match="not a database user name"):
         grant_privileges(db, ['x"; DROP TABLE documents; --'])
+
+
+def _as_function_user(database_url: str, user: str):
+    from shared.config import Settings
+    from shared.db import Database
+
+    return Database(Settings.from_env({"DATABASE_URL": _as_user(database_url, user)}).validate())
+
+
+def test_pgvector_needs_its_index_built_by_the_owner_before_a_function_user_writes(database_url, db, function_user):
+    """VECTOR_BACKEND=pgvector in Cloud SQL: `--vector-dimension` builds the index as the schema's owner; without it,
+    the first upsert by a function's user would need to create that index, which its privileges refuse."""
+    from shared.models import VectorRecord
+    from shared.vectors.pgvector import PgVectorIndex
+
+    grant_privileges(db, [function_user])
+    as_function = _as_function_user(database_url, function_user)
+    try:
+        with pytest.raises(Exception, match="must be owner|permission denied"):
+            PgVectorIndex(as_function).upsert("default", [VectorRecord("c1", [0.1, 0.2, 0.3])])
+
+        PgVectorIndex(db).prepare(3)
+        index = PgVectorIndex(as_function)
+        index.upsert("default", [VectorRecord("c1", [0.1, 0.2, 0.3])])
+        assert [m.id for m in index.query("default", [0.1, 0.2, 0.3], top_k=1)] == ["c1"]
+    finally:
+        as_function.close()
