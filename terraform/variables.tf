@@ -125,6 +125,10 @@ variable "pinecone_index_host" {
   default     = ""
 
   validation {
+    condition     = var.vector_backend != "pinecone" || var.pinecone_index_host != ""
+    error_message = "vector_backend = pinecone needs pinecone_index_host: create the index with `python -m infra.pinecone_index` (README, Deploy) and put the host it prints here."
+  }
+  validation {
     condition     = var.pinecone_index_host == "" || can(regex("^https://[a-z0-9.-]+$", var.pinecone_index_host))
     error_message = "pinecone_index_host must be an https:// host without a path, e.g. https://support-kb-abc123.svc.aped-4627-b74a.pinecone.io."
   }

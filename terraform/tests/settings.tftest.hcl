@@ -73,3 +73,13 @@ run "a_misspelt_setting_override_is_refused" {
 
   expect_failures = [var.settings]
 }
+
+run "pinecone_needs_its_index_host" {
+  command = plan
+
+  variables {
+    pinecone_index_host = ""
+  }
+
+  expect_failures = [var.pinecone_index_host]
+}
