@@ -74,7 +74,7 @@ resource "google_cloud_scheduler_job" "nightly_sync" {
   description      = "Starts the nightly sync of every source, then reconciles the bucket with the database."
   schedule         = var.sync_schedule
   time_zone        = var.sync_time_zone
-  attempt_deadline = "320s" # scrape answers once the runs are started and reconciliation is done
+  attempt_deadline = "${var.functions["scrape"].timeout_seconds}s" # scrape answers once the runs are started and reconciliation is done
 
   retry_config {
     retry_count          = 3
