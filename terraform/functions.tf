@@ -64,14 +64,6 @@ locals {
   ) }
 }
 
-resource "google_service_account" "builder" {
-  project      = var.project_id
-  account_id   = "${var.name}-builder"
-  display_name = "${var.name} function builds"
-  description  = "Cloud Build builds the functions' images as this identity (instead of the default compute account)."
-  depends_on   = [google_project_service.apis]
-}
-
 module "function" {
   source   = "./modules/function"
   for_each = toset(local.function_names)

@@ -41,7 +41,7 @@ resource "google_project_service" "apis" {
   disable_on_destroy = false # a teardown must not switch off APIs other things in the project use
 }
 
-# --- identities: one per function, plus the ones the triggers invoke with -------------------------------------------
+# --- identities: one per function, the ones the triggers invoke with, and the builder ------------------------------
 resource "google_service_account" "function" {
   for_each     = toset(local.function_names)
   project      = var.project_id
@@ -72,6 +72,14 @@ resource "google_service_account" "eventarc" {
   account_id   = "${var.name}-eventarc"
   display_name = "${var.name} Eventarc trigger"
   description  = "The identity the storage triggers deliver events to ingest with. Receives events, invokes ingest."
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "builder" {
+  project      = var.project_id
+  account_id   = "${var.name}-builder"
+  display_name = "${var.name} function builds"
+  description  = "Cloud Build builds the functions' images as this identity (instead of the default compute account)."
   depends_on   = [google_project_service.apis]
 }
 
